@@ -1,0 +1,49 @@
+# earmark: two set-up commands for a fresh machine, `make demo` and `make test`.
+# Everything installs into .venv. torch is pinned to 2.13.0 in pyproject.toml (CPU wheel here).
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EARMARK := $(BIN)/earmark
+DEMO_DIR ?= earmark-data/demo
+DEMO_SPEAKERS ?= 40
+DEMO_SEED ?= 7
+DEMO_EPOCHS ?= 12
+export EARMARK_DATA_DIR ?= earmark-data
+
+.PHONY: install dev demo demo-data test lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev-installed
+
+lint: dev
+	$(BIN)/ruff check app ml tests bench migrations
+
+test: dev lint
+	$(BIN)/python -m pytest
+
+demo-data: install
+	$(EARMARK) synth $(DEMO_DIR) --speakers $(DEMO_SPEAKERS) --seed $(DEMO_SEED)
+	$(EARMARK) ingest $(DEMO_DIR)/speech_commands --name demo
+
+demo: demo-data
+	$(BIN)/python -m app.demo --dataset demo --epochs $(DEMO_EPOCHS)
+
+bench: dev
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) earmark-data .pytest_cache .ruff_cache

@@ -1,0 +1,33 @@
+"""Small helpers shared by the command modules: settings, the store, clean error exits."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+
+from app.config import Settings
+from app.errors import EarmarkError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    """The settings for this invocation (environment variables, ``EARMARK_`` prefix)."""
+    return Settings()
+
+
+@contextmanager
+def user_errors():
+    """Turn ``EarmarkError`` into a short message and exit code 1."""
+    try:
+        yield
+    except EarmarkError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.title}")
+        if exc.detail:
+            err_console.print(exc.detail)
+        if exc.hint:
+            err_console.print(f"[yellow]hint:[/] {exc.hint}")
+        raise typer.Exit(1) from None
