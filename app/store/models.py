@@ -202,6 +202,8 @@ class ClipScore(Base):
     outlier_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     cluster: Mapped[int | None] = mapped_column(Integer, nullable=True)  # -1 noise
     duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)  # clip id
+    neighbors: Mapped[list | None] = mapped_column(JSON, nullable=True)  # 10 nearest clip ids, cosine
+    neighbor_sims: Mapped[list | None] = mapped_column(JSON, nullable=True)  # their cosine similarities
 
 
 class Finding(Base):

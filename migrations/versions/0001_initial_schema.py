@@ -115,6 +115,8 @@ def upgrade() -> None:
     sa.Column('outlier_score', sa.Float(), nullable=True),
     sa.Column('cluster', sa.Integer(), nullable=True),
     sa.Column('duplicate_of', sa.Integer(), nullable=True),
+    sa.Column('neighbors', sa.JSON(), nullable=True),
+    sa.Column('neighbor_sims', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['clip_id'], ['clips.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('run_id', 'clip_id')
