@@ -1,0 +1,1 @@
+"""Route modules, one per page or resource; each exposes `router` and optionally `NAV`."""

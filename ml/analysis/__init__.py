@@ -1,0 +1,1 @@
+"""Detectors and projections over predictions and embeddings (numpy, scikit-learn, umap, cleanlab)."""
