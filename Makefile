@@ -36,11 +36,20 @@ test: dev lint
 	$(BIN)/python -m pytest
 
 demo-data: install
-	$(EARMARK) synth $(DEMO_DIR) --speakers $(DEMO_SPEAKERS) --seed $(DEMO_SEED)
+	test -f $(DEMO_DIR)/defects.csv || $(EARMARK) synth $(DEMO_DIR) --speakers $(DEMO_SPEAKERS) --seed $(DEMO_SEED)
 	$(EARMARK) ingest $(DEMO_DIR)/speech_commands --name demo
 
+# The whole loop: train and infer, project, analyze, flag the top cut-off finding, retrain on the
+# corrected labels, then serve with the Compare page showing what changed.
 demo: demo-data
-	$(BIN)/python -m app.demo --dataset demo --epochs $(DEMO_EPOCHS)
+	$(EARMARK) train --dataset demo --name baseline --epochs $(DEMO_EPOCHS)
+	$(EARMARK) project --run baseline
+	$(EARMARK) analyze --run baseline
+	$(EARMARK) flag-finding --run baseline --top cutoff
+	$(EARMARK) train --dataset demo --name retrained --epochs $(DEMO_EPOCHS) --apply-flags --cutoff-policy class
+	$(EARMARK) project --run retrained
+	$(EARMARK) analyze --run retrained
+	$(EARMARK) serve --host 127.0.0.1 --port 8000
 
 bench: dev
 	$(BIN)/python bench/ingest.py
