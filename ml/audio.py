@@ -1,0 +1,158 @@
+"""Reading, validating and shaping audio: WAV (or FLAC/OGG) in, float32 mono arrays out.
+
+Everything that touches audio files goes through here, so a bad file always turns into the same
+typed problem, ``AudioError(reason, detail)``, whose ``reason`` is one of ``REASONS``. The
+happy path costs one ``soundfile`` open per file; the header is only sniffed again after a
+failure, to tell "not audio at all" from "an audio file that is broken".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+# Files ingest considers audio; anything else in a class folder is ignored.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+
+# Why a file can be rejected. Stored as ``Reject.reason``.
+REASONS = {
+    "unreadable": "the file is damaged or cannot be opened",
+    "empty": "the file holds no audio samples",
+    "not_audio": "the file is not an audio file",
+    "sample_rate": "the sample rate differs from the data set's",
+    "channels": "the file is not mono",
+    "too_long": "the clip is longer than the allowed maximum",
+}
+
+# Leading bytes of the containers libsndfile reads; a failing file without one of them is "not audio".
+_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b".snd", b"caff", b"wvpk", b"BW64")
+
+
+class AudioError(Exception):
+    """A file that cannot be used as a clip. ``reason`` is a key of ``REASONS``."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A validated clip as stored on disk: int16 samples (mono, shape (n,)) and its format."""
+
+    samples: np.ndarray  # int16, shape (n,)
+    sample_rate: int
+    channels: int
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.samples.shape[0])
+
+    def as_float(self) -> np.ndarray:
+        """float32 in [-1, 1), shape (n,)."""
+        return self.samples.astype(np.float32) * np.float32(1.0 / 32768.0)
+
+
+def _classify_open_failure(path: Path, exc: Exception) -> AudioError:
+    """Turn a soundfile/OS failure into the right typed problem."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as os_exc:
+        return AudioError("unreadable", f"cannot access the file: {os_exc.strerror or os_exc}")
+    if size == 0:
+        return AudioError("empty", "the file is 0 bytes long")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError as os_exc:
+        return AudioError("unreadable", f"cannot read the file: {os_exc.strerror or os_exc}")
+    if not any(head.startswith(m) for m in _MAGIC) and not head.startswith(b"ID3"):
+        return AudioError("not_audio", f"no audio header (starts with {head[:8]!r})")
+    return AudioError("unreadable", f"corrupt audio: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
+
+
+def decode(path: str | Path, sample_rate: int | None = 16000, max_samples: int | None = 16000,
+           require_mono: bool = True) -> Decoded:
+    """Open, validate and decode one file as int16.
+
+    Raises ``AudioError`` when the file is unreadable, empty, not audio, at another sample rate
+    than ``sample_rate`` (None accepts any), not mono (when ``require_mono``), or longer than
+    ``max_samples`` (None accepts any length). Stereo is mixed down when allowed.
+    """
+    path = Path(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
+            if frames <= 0:
+                raise AudioError("empty", "the file has a header but no samples")
+            if sample_rate is not None and sr != sample_rate:
+                raise AudioError("sample_rate", f"{sr} Hz, expected {sample_rate} Hz")
+            if require_mono and channels != 1:
+                raise AudioError("channels", f"{channels} channels, expected mono")
+            if max_samples is not None and frames > max_samples:
+                raise AudioError(
+                    "too_long", f"{frames / sr:.3f} s ({frames} samples), at most {max_samples / sr:.3f} s allowed"
+                )
+            data = f.read(dtype="int16", always_2d=False)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, EOFError) as exc:
+        raise _classify_open_failure(path, exc) from None
+    if data.ndim == 2:  # (n, channels) -> mono
+        data = np.round(data.astype(np.float32).mean(axis=1)).astype(np.int16)
+    if data.shape[0] == 0:
+        raise AudioError("empty", "no samples could be decoded")
+    return Decoded(np.ascontiguousarray(data), sr, channels)
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read any readable audio file as (float32 mono array of shape (n,), sample rate).
+
+    No sample-rate or length checks (use ``decode`` for those); raises ``AudioError`` when the
+    file cannot be used at all.
+    """
+    path = Path(path)
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, EOFError) as exc:
+        raise _classify_open_failure(path, exc) from None
+    if data.shape[0] == 0:
+        raise AudioError("empty", "the file holds no samples")
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)  # (n, ch) -> (n,)
+    return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
+
+
+def fix_length(x: np.ndarray, n: int) -> np.ndarray:
+    """Zero-pad at the end or trim the end so that the last axis has exactly ``n`` samples."""
+    length = x.shape[-1]
+    if length == n:
+        return x
+    if length > n:
+        return x[..., :n]
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, n - length)]
+    return np.pad(x, pad)
+
+
+def resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Polyphase resampling along the last axis (float32 out)."""
+    if sr_from == sr_to:
+        return np.asarray(x, dtype=np.float32)
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(int(sr_from), int(sr_to))
+    y = resample_poly(np.asarray(x, dtype=np.float32), int(sr_to) // g, int(sr_from) // g, axis=-1)
+    return y.astype(np.float32, copy=False)
+
+
+def write_wav(path: str | Path, x: np.ndarray, sample_rate: int = 16000) -> Path:
+    """Write float samples in [-1, 1] (or int16) as a 16-bit PCM WAV."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sample_rate, subtype="PCM_16")
+    return path
