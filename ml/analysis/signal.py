@@ -1,0 +1,111 @@
+"""Per-clip signal statistics, computed once at ingest for every clip (so: vectorised and cheap).
+
+All levels are in dB against full scale (a full-scale square wave is 0 dBFS). Frame energies use
+non-overlapping 10 ms frames. A frame is "active" (speech or other sound) when it is within
+``ACTIVE_BELOW_PEAK_DB`` of the loudest frame and clearly above the clip's own noise floor.
+
+``cutoff_signal`` is a first, cheap indicator that the word runs past the end of the clip: the
+last 50 ms still hold energy close to the loudest part, in a clip that has a real dynamic range
+(so steady noise is not flagged). The analysis stage refines this with the model's view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+FRAME_MS = 10.0
+END_MS = 50.0
+ACTIVE_BELOW_PEAK_DB = 30.0  # frames within this many dB of the loudest frame count as sound
+ABOVE_FLOOR_DB = 10.0  # ... and this far above the noise floor (10th percentile frame)
+MIN_ACTIVE_DBFS = -60.0  # nothing quieter than this is ever "active"
+CUTOFF_END_DB = -20.0  # last 50 ms within 20 dB of the loudest frame -> still speaking
+CUTOFF_MIN_RANGE_DB = 15.0  # loudest frame at least this far above the floor (not steady noise)
+CLIP_LEVEL = 32766.0 / 32768.0  # |x| at or above this is a clipped int16 sample
+_EPS = 1e-12
+_FLOOR_DB = -120.0
+
+
+@dataclass(frozen=True)
+class SignalStats:
+    """Stats of one clip; field names match the ``clips`` table columns."""
+
+    duration_s: float
+    rms_dbfs: float
+    peak: float
+    clipped_frac: float
+    lead_silence_ms: float
+    trail_silence_ms: float
+    end_energy_db: float  # energy of the last 50 ms relative to the loudest frame (<= ~0)
+    cutoff_signal: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _db(power: np.ndarray | float) -> np.ndarray | float:
+    return np.maximum(10.0 * np.log10(np.asarray(power) + _EPS), _FLOOR_DB)
+
+
+def frame_energies(x: np.ndarray, sample_rate: int, frame_ms: float = FRAME_MS) -> np.ndarray:
+    """Mean-square energy of non-overlapping frames, shape (n_frames,); the last frame is partial."""
+    hop = max(1, int(round(sample_rate * frame_ms / 1000.0)))
+    n = x.shape[0]
+    n_frames = -(-n // hop)
+    sq = np.square(x, dtype=np.float64)
+    full = (n // hop) * hop
+    energies = np.empty(n_frames, dtype=np.float64)
+    if full:
+        energies[: n // hop] = sq[:full].reshape(-1, hop).mean(axis=1)
+    if full < n:
+        energies[-1] = sq[full:].mean()
+    return energies
+
+
+def signal_stats(x: np.ndarray, sample_rate: int) -> SignalStats:
+    """Stats of a float waveform ``x`` of shape (n,) in [-1, 1]."""
+    x = np.asarray(x, dtype=np.float32)
+    n = int(x.shape[0])
+    duration_s = n / float(sample_rate)
+    if n == 0:
+        return SignalStats(0.0, _FLOOR_DB, 0.0, 0.0, 0.0, 0.0, _FLOOR_DB, False)
+    ax = np.abs(x)
+    peak = float(ax.max())
+    clipped_frac = float(np.count_nonzero(ax >= CLIP_LEVEL)) / n
+    rms_dbfs = float(_db(float(np.mean(np.square(x, dtype=np.float64)))))
+
+    frame_ms = FRAME_MS
+    energies = frame_energies(x, sample_rate, frame_ms)  # (n_frames,)
+    frame_db = _db(energies)
+    loudest_db = float(frame_db.max())
+    k = max(0, int(0.1 * (len(frame_db) - 1)))
+    floor_db = float(np.partition(frame_db, k)[k])
+    threshold = max(loudest_db - ACTIVE_BELOW_PEAK_DB, min(floor_db + ABOVE_FLOOR_DB, loudest_db - 6.0), MIN_ACTIVE_DBFS)
+    active = np.flatnonzero(frame_db >= threshold) if loudest_db > MIN_ACTIVE_DBFS else np.empty(0, dtype=np.int64)
+    total_ms = duration_s * 1000.0
+    if active.size:
+        lead_ms = min(float(active[0]) * frame_ms, total_ms)
+        trail_ms = min(float(len(frame_db) - 1 - active[-1]) * frame_ms, total_ms)
+    else:
+        lead_ms = trail_ms = total_ms
+
+    end_n = max(1, int(round(sample_rate * END_MS / 1000.0)))
+    end_power = float(np.mean(np.square(x[-end_n:], dtype=np.float64)))
+    end_energy_db = float(_db(end_power)) - loudest_db if loudest_db > _FLOOR_DB else 0.0
+    cutoff = bool(
+        active.size > 0
+        and end_energy_db > CUTOFF_END_DB
+        and loudest_db - floor_db >= CUTOFF_MIN_RANGE_DB
+        and trail_ms < END_MS
+    )
+    return SignalStats(
+        duration_s=duration_s,
+        rms_dbfs=rms_dbfs,
+        peak=peak,
+        clipped_frac=clipped_frac,
+        lead_silence_ms=lead_ms,
+        trail_silence_ms=trail_ms,
+        end_energy_db=end_energy_db,
+        cutoff_signal=cutoff,
+    )
