@@ -1,0 +1,278 @@
+"""``earmark ingest``: a data set folder in, datasets/clips/rejects rows out.
+
+Flow: ``ml.speech_commands.scan`` lists the clips and their splits; a process pool decodes each
+file (``ml.audio.decode``), hashes its int16 samples and computes ``ml.analysis.signal`` stats;
+the rows go in with bulk inserts in ONE transaction, which also flips the data set to 'ready'.
+
+Visibility: a new data set's row is committed first with status 'ingesting' (readers only see
+'ready'), so a killed ingest leaves at most that row, which the next ingest of the same name
+removes. Re-ingesting an unchanged folder (same files, sizes, mtimes and options) keeps the data
+set and its clip ids, so runs stay valid; a changed folder is merged by path in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.errors import Conflict, EarmarkError
+from app.pipeline.ingest_report import IngestReport, build_report, leakage_report
+from app.store.db import open_store
+from app.store.models import Clip, Dataset, Reject
+from app.store.writes import bulk_insert
+from ml.analysis.signal import signal_stats
+from ml.audio import AudioError, decode
+from ml.speech_commands import Layout, LayoutError, scan
+
+log = logging.getLogger(__name__)
+
+# progress(stage, done, total); stage is "scanning", "decoding" or "writing".
+Progress = Callable[[str, int, int], None]
+
+CHUNK = 512  # files per pool task: large enough that IPC is negligible
+INLINE_BELOW = 400  # decode in-process below this many files (a pool costs more than it saves)
+STAT_FIELDS = ("duration_s", "rms_dbfs", "peak", "clipped_frac", "lead_silence_ms", "trail_silence_ms",
+               "end_energy_db", "cutoff_signal")
+
+__all__ = ["IngestReport", "ingest"]
+
+_worker_cfg: dict = {}
+
+
+def _init_worker(root: str, sample_rate: int, max_samples: int | None) -> None:
+    _worker_cfg.update(root=root, sample_rate=sample_rate, max_samples=max_samples)
+
+
+def _process_chunk(paths: list[str]) -> list[tuple]:
+    """Decode and measure files; each result is ('ok', path, values) or ('reject', path, reason, detail)."""
+    root, sr, max_samples = _worker_cfg["root"], _worker_cfg["sample_rate"], _worker_cfg["max_samples"]
+    out: list[tuple] = []
+    for rel in paths:
+        try:
+            d = decode(os.path.join(root, rel), sample_rate=sr, max_samples=max_samples)
+        except AudioError as exc:
+            out.append(("reject", rel, exc.reason, exc.detail))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a bad file must never stop an ingest
+            out.append(("reject", rel, "unreadable", f"{type(exc).__name__}: {exc}"[:300]))
+            continue
+        st = signal_stats(d.as_float(), d.sample_rate)
+        content_hash = hashlib.sha1(d.samples.tobytes()).hexdigest()
+        out.append(("ok", rel, (d.sample_rate, d.n_samples, d.channels, content_hash,
+                                st.duration_s, st.rms_dbfs, st.peak, st.clipped_frac, st.lead_silence_ms,
+                                st.trail_silence_ms, st.end_energy_db, st.cutoff_signal)))
+    return out
+
+
+def _decode_all(root: Path, paths: list[str], sample_rate: int, max_samples: int | None,
+                workers: int | None) -> Iterator[list[tuple]]:
+    """Yield result chunks in input order, decoding in a process pool for large sets."""
+    chunks = [paths[i:i + CHUNK] for i in range(0, len(paths), CHUNK)]
+    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    if len(paths) < INLINE_BELOW or n_workers <= 1:
+        _init_worker(str(root), sample_rate, max_samples)
+        for chunk in chunks:
+            yield _process_chunk(chunk)
+        return
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with mp.get_context(method).Pool(n_workers, _init_worker, (str(root), sample_rate, max_samples)) as pool:
+        yield from pool.imap(_process_chunk, chunks)
+
+
+def _fingerprint(layout: Layout, sample_rate: int, max_samples: int | None) -> str:
+    """Identity of the folder's content as ingest sees it: every file's path, size and mtime."""
+    h = hashlib.sha1(f"v1|{layout.kind}|{sample_rate}|{max_samples}".encode())
+    extra = ["validation_list.txt", "testing_list.txt"]
+    for rel in [e.path for e in layout.entries] + layout.noise_files + extra:
+        try:
+            st = os.stat(layout.root / rel)
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{rel}\0-\n".encode())
+    return h.hexdigest()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim(session: Session, name: str, root: Path, layout: Layout, fingerprint: str) -> tuple[Dataset, bool]:
+    """The data set row to fill and whether it is new. Cleans up a stale 'ingesting' row."""
+    ds = session.scalars(select(Dataset).where(Dataset.name == name)).first()
+    if ds is not None and ds.status != "ready":
+        owner = (ds.list_stats or {}).get("ingest_owner") or {}
+        if (owner.get("host") == socket.gethostname() and owner.get("pid") not in (None, os.getpid())
+                and _pid_alive(int(owner["pid"]))):
+            raise Conflict(f"data set {name!r} is being ingested right now (process {owner['pid']})",
+                           hint="wait for that ingest to finish, or ingest under another --name")
+        log.info("removing the unfinished data set %r (id %s) left by an interrupted ingest", name, ds.id)
+        session.execute(delete(Reject).where(Reject.dataset_id == ds.id))
+        session.execute(delete(Clip).where(Clip.dataset_id == ds.id))
+        session.delete(ds)
+        session.flush()
+        ds = None
+    if ds is not None:
+        if ds.root != str(root):
+            raise Conflict(f"a data set named {name!r} already exists for another folder",
+                           detail=f"it was ingested from {ds.root}",
+                           hint="pick another name with --name, or ingest that folder again")
+        return ds, False
+    ds = Dataset(name=name, root=str(root), layout=layout.kind, status="ingesting",
+                 split_source=layout.split_source,
+                 list_stats={"ingest_owner": {"host": socket.gethostname(), "pid": os.getpid()},
+                             "fingerprint": fingerprint})
+    session.add(ds)
+    session.commit()  # reserve the name; readers ignore it until 'ready'
+    return ds, True
+
+
+def ingest(settings: Settings, path: str | Path, name: str | None = None, progress: Progress | None = None, *,
+           sample_rate: int = 16000, max_seconds: float | None = 1.0, workers: int | None = None) -> IngestReport:
+    """Ingest the data set folder at ``path`` under ``name`` (default: the folder's name).
+
+    Clips at another ``sample_rate``, not mono, or longer than ``max_seconds`` (None: any
+    length) are rejected with their reason, like unreadable, empty and non-audio files; they
+    never stop the ingest. ``workers`` decoding processes (default: one per core).
+    """
+    t0 = time.perf_counter()
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise EarmarkError(f"no such folder: {root}", hint="check the path; to fetch the real data set run "
+                           "`earmark download speech-commands`, or build a demo one with `earmark synth OUT`")
+    if not root.is_dir():
+        raise EarmarkError(f"{root} is not a folder", hint="point at the data set folder, which holds one "
+                           "sub-folder per class (word)")
+    root = root.resolve()
+    name = (name or root.name).strip()
+    if not name:
+        raise EarmarkError("the data set name is empty", hint="pass --name NAME")
+    report = progress or (lambda stage, done, total: None)
+    report("scanning", 0, 1)
+    try:
+        layout = scan(root)
+    except LayoutError as exc:
+        raise EarmarkError(f"no audio data set found in {root}", detail=str(exc),
+                           hint="point at a folder with one sub-folder of .wav files per class, e.g. the "
+                           "extracted speech_commands_v0.02 folder") from None
+    max_samples = None if max_seconds is None else int(round(max_seconds * sample_rate))
+    fingerprint = _fingerprint(layout, sample_rate, max_samples)
+    report("scanning", 1, 1)
+
+    _engine, sessions = open_store(settings)
+    try:
+        with sessions() as session:
+            ds, is_new = _claim(session, name, root, layout, fingerprint)
+            if not is_new and (ds.list_stats or {}).get("fingerprint") == fingerprint:
+                log.info("data set %r is unchanged since its last ingest; keeping it", name)
+                return build_report(session, ds, unchanged=True, seconds=time.perf_counter() - t0)
+            dataset_id = ds.id
+            existing = {} if is_new else dict(session.execute(
+                select(Clip.path, Clip.id).where(Clip.dataset_id == dataset_id)).all())
+            try:
+                n_clips, n_rejects = _write_clips(session, layout, dataset_id, existing, sample_rate, max_samples,
+                                                  workers, report)
+            except BaseException:
+                session.rollback()
+                if is_new:
+                    _drop(session, dataset_id)
+                raise
+            if n_clips == 0:
+                session.rollback()
+                if is_new:
+                    _drop(session, dataset_id)
+                raise EarmarkError(f"none of the {len(layout.entries)} audio files in {root} could be used",
+                                   detail=f"all {n_rejects} were rejected (sample rate {sample_rate} Hz, mono, "
+                                   f"at most {max_seconds} s expected)",
+                                   hint="check the files, or pass --sample-rate / --max-seconds to match them")
+            rows = session.execute(select(Clip.path, Clip.split, Clip.speaker, Clip.content_hash)
+                                   .where(Clip.dataset_id == dataset_id)).all()
+            stats = {k: v for k, v in layout.list_stats.items()}
+            stats["fingerprint"] = fingerprint
+            labels = sorted(session.scalars(select(Clip.label).where(Clip.dataset_id == dataset_id).distinct()))
+            session.execute(update(Dataset).where(Dataset.id == dataset_id).values(
+                status="ready", layout=layout.kind, split_source=layout.split_source, n_clips=n_clips,
+                n_rejects=n_rejects, sample_rate=sample_rate, labels=labels, list_stats=stats,
+                leakage=leakage_report(rows, layout.list_stats.get("in_both_lists", [])),
+                noise_files=layout.noise_files))
+            session.commit()
+            session.expire_all()
+            ds = session.get(Dataset, dataset_id)
+            out = build_report(session, ds, unchanged=False, seconds=time.perf_counter() - t0)
+            log.info("ingested %s: %d clips, %d rejects in %.1f s", name, n_clips, n_rejects, out.seconds)
+            return out
+    finally:
+        _engine.dispose()
+
+
+def _drop(session: Session, dataset_id: int) -> None:
+    """Remove an unfinished data set row (best effort: the next ingest also cleans it up)."""
+    try:
+        session.execute(delete(Dataset).where(Dataset.id == dataset_id))
+        session.commit()
+    except Exception:  # noqa: BLE001 - the original error matters more than this cleanup
+        log.warning("could not remove the unfinished data set %s; the next ingest will", dataset_id, exc_info=True)
+        session.rollback()
+
+
+def _write_clips(session: Session, layout: Layout, dataset_id: int, existing: dict[str, int], sample_rate: int,
+                 max_samples: int | None, workers: int | None, report: Progress) -> tuple[int, int]:
+    """Decode every entry and write clips and rejects (not committed). Returns (clips, rejects)."""
+    entries = {e.path: e for e in layout.entries}
+    paths = [e.path for e in layout.entries]
+    total = len(paths)
+    report("decoding", 0, total)
+    session.execute(delete(Reject).where(Reject.dataset_id == dataset_id))
+    seen: set[str] = set()
+    n_clips = n_rejects = done = 0
+    for chunk in _decode_all(layout.root, paths, sample_rate, max_samples, workers):
+        inserts, updates, rejects = [], [], []
+        for res in chunk:
+            if res[0] == "reject":
+                rejects.append({"dataset_id": dataset_id, "path": res[1], "reason": res[2], "detail": res[3]})
+                continue
+            e = entries[res[1]]
+            v = res[2]
+            row = {"dataset_id": dataset_id, "path": e.path, "label": e.label, "word": e.word, "split": e.split,
+                   "speaker": e.speaker, "utterance": e.utterance, "sample_rate": v[0], "n_samples": v[1],
+                   "channels": v[2], "content_hash": v[3], **dict(zip(STAT_FIELDS, v[4:], strict=True))}
+            seen.add(e.path)
+            if e.path in existing:
+                row["id"] = existing[e.path]
+                updates.append(row)
+            else:
+                inserts.append(row)
+        bulk_insert(session, Clip, inserts)
+        if updates:
+            session.execute(update(Clip), updates)  # ORM bulk UPDATE by primary key
+        bulk_insert(session, Reject, rejects)
+        n_clips += len(inserts) + len(updates)
+        n_rejects += len(rejects)
+        done += len(chunk)
+        report("decoding", done, total)
+    gone = [cid for p, cid in existing.items() if p not in seen]
+    for i in range(0, len(gone), 5000):
+        session.execute(delete(Clip).where(Clip.id.in_(gone[i:i + 5000])))
+    if gone:
+        log.info("removed %d clips that are no longer in the folder (or are now rejected)", len(gone))
+    return n_clips, n_rejects
+
+
+def count_clips(session: Session, dataset_id: int) -> int:
+    """Number of clips of a data set (tests and diagnostics)."""
+    return session.scalar(select(func.count()).select_from(Clip).where(Clip.dataset_id == dataset_id)) or 0

@@ -1,0 +1,113 @@
+"""What an ingest found: the ``IngestReport`` dataclass, built from the store, and the leakage check."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.store.models import Clip, Dataset, Reject
+
+EXAMPLES_PER_REASON = 5  # first paths shown per reject reason
+LEAKAGE_LIMIT = 200  # entries kept per leakage list (the counts are always complete)
+
+
+@dataclass
+class IngestReport:
+    """Summary of one ingest, as printed by the CLI and returned to callers."""
+
+    dataset_id: int
+    name: str
+    root: str
+    layout: str  # speech_commands | test_archive | folders
+    split_source: str  # lists | hash | archive
+    unchanged: bool  # True when the folder had not changed and the stored data set was kept as is
+    n_clips: int
+    n_rejects: int
+    splits: dict[str, int]  # split -> clips
+    labels: list[str]
+    n_speakers: int
+    speakers_per_split: dict[str, int]
+    rejects: dict[str, dict]  # reason -> {"count": n, "examples": [{"path", "detail"}, ...]}
+    list_stats: dict
+    leakage: dict
+    n_noise_files: int
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def clips_per_s(self) -> float:
+        """Files (clips and rejects) processed per second of wall time."""
+        return (self.n_clips + self.n_rejects) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def has_leakage(self) -> bool:
+        """True when any leakage check found something."""
+        return any((self.leakage.get("counts") or {}).values())
+
+
+def leakage_report(rows: Iterable[Sequence], in_both_lists: Sequence[str] = ()) -> dict:
+    """Leakage across splits from ``(path, split, speaker, content_hash)`` rows.
+
+    Files in more than one split (listed in both split lists), speakers whose clips span
+    splits, and identical decoded audio in different splits. ``duplicate_audio`` also counts
+    identical audio inside one split (extra copies beyond the first).
+    """
+    by_speaker: dict[str, set[str]] = defaultdict(set)
+    by_hash: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for path, split, speaker, content_hash in rows:
+        if speaker:
+            by_speaker[speaker].add(split)
+        by_hash[content_hash].append((path, split))
+    speakers = sorted((s, sorted(sp)) for s, sp in by_speaker.items() if len(sp) > 1)
+    identical = []
+    duplicates = 0
+    for content_hash, items in by_hash.items():
+        if len(items) < 2:
+            continue
+        duplicates += len(items) - 1
+        splits = sorted({s for _, s in items})
+        if len(splits) > 1:
+            identical.append({"content_hash": content_hash, "splits": splits,
+                              "paths": sorted(p for p, _ in items)[:10], "n": len(items)})
+    identical.sort(key=lambda d: (-d["n"], d["paths"][0]))
+    files = sorted(in_both_lists)
+    return {
+        "files_in_several_splits": files[:LEAKAGE_LIMIT],
+        "speakers_in_several_splits": [{"speaker": s, "splits": sp} for s, sp in speakers[:LEAKAGE_LIMIT]],
+        "identical_audio_across_splits": identical[:LEAKAGE_LIMIT],
+        "counts": {
+            "files_in_several_splits": len(files),
+            "speakers_in_several_splits": len(speakers),
+            "identical_audio_across_splits": len(identical),
+        },
+        "duplicate_audio": duplicates,
+    }
+
+
+def build_report(session: Session, ds: Dataset, unchanged: bool, seconds: float) -> IngestReport:
+    """The report of data set ``ds`` as stored."""
+    in_ds = Clip.dataset_id == ds.id
+    splits = dict(session.execute(select(Clip.split, func.count()).where(in_ds).group_by(Clip.split)).all())
+    per_split = dict(session.execute(
+        select(Clip.split, func.count(func.distinct(Clip.speaker))).where(in_ds).group_by(Clip.split)).all())
+    n_speakers = session.scalar(select(func.count(func.distinct(Clip.speaker))).where(in_ds)) or 0
+    rejects: dict[str, dict] = {}
+    counts = session.execute(select(Reject.reason, func.count()).where(Reject.dataset_id == ds.id)
+                             .group_by(Reject.reason)).all()
+    for reason, n in sorted(counts, key=lambda rc: (-rc[1], rc[0])):
+        examples = session.execute(select(Reject.path, Reject.detail).where(
+            Reject.dataset_id == ds.id, Reject.reason == reason).order_by(Reject.path).limit(EXAMPLES_PER_REASON)).all()
+        rejects[reason] = {"count": n, "examples": [{"path": p, "detail": d} for p, d in examples]}
+    list_stats = {k: v for k, v in (ds.list_stats or {}).items() if k not in ("fingerprint", "ingest_owner")}
+    return IngestReport(
+        dataset_id=ds.id, name=ds.name, root=ds.root, layout=ds.layout, split_source=ds.split_source,
+        unchanged=unchanged, n_clips=sum(splits.values()), n_rejects=sum(r["count"] for r in rejects.values()),
+        splits={s: splits.get(s, 0) for s in ("train", "validation", "test")}, labels=list(ds.labels or []),
+        n_speakers=n_speakers, speakers_per_split={s: per_split.get(s, 0) for s in ("train", "validation", "test")},
+        rejects=rejects, list_stats=list_stats, leakage=dict(ds.leakage or {}),
+        n_noise_files=len(ds.noise_files or []), seconds=seconds,
+    )
