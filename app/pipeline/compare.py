@@ -1,0 +1,189 @@
+"""Comparing two runs of the same data set (pure reads; the compare page, its API and the CLI use it).
+
+Run ``a`` is the baseline, ``b`` the newer run. Per split:
+
+- per-class precision, recall and F1 of both runs, aligned by class name (``b`` may add classes,
+  such as ``_cutoff_``), with ``b - a`` deltas;
+- both confusion matrices re-indexed to the aligned classes, and their difference ``b - a``;
+- accuracy on the clips whose target is the same in both runs, reported apart from accuracy on
+  the clips whose target differs (relabeled by flags), because accuracy measured against changed
+  labels can rise from the relabeling alone;
+- the clips whose prediction changed: *fixed* (wrong in a, right in b) and *broke* (right in a,
+  wrong in b), each against its own run's target.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session, aliased
+
+from app.errors import Conflict, EarmarkError
+from app.pipeline.common import resolve_run
+from app.store.models import Clip, Prediction, Run
+
+SPLIT_ORDER = ("train", "validation", "test")
+CHANGE_KINDS = ("fixed", "broke")
+
+
+def _complete(run: Run) -> Run:
+    if run.status != "complete":
+        raise Conflict(f"run {run.id} ({run.name}) is {run.status}, not complete",
+                       hint="compare runs whose inference finished; `earmark infer --run ID` completes one")
+    return run
+
+
+def pick_runs(session: Session, a: str | int | None = None, b: str | int | None = None) -> tuple[Run, Run]:
+    """The pair to compare: both given, or defaults.
+
+    Without ``b``: the newest complete run. Without ``a``: ``b``'s parent run when it has one (the
+    run whose flags it was retrained from), else the newest complete run of the same data set
+    before ``b``.
+    """
+    done = select(Run).where(Run.status == "complete")
+    if b in (None, ""):
+        run_b = session.scalars(done.order_by(Run.id.desc())).first()
+        if run_b is None:
+            raise EarmarkError("there are no complete runs to compare", status=404,
+                               hint="train and infer two runs of one data set first")
+    else:
+        run_b = _complete(resolve_run(session, b))
+    if a in (None, ""):
+        run_a = session.get(Run, run_b.parent_run_id) if run_b.parent_run_id else None
+        if run_a is None or run_a.status != "complete":
+            run_a = session.scalars(done.where(Run.dataset_id == run_b.dataset_id, Run.id < run_b.id)
+                                    .order_by(Run.id.desc())).first()
+        if run_a is None:
+            raise EarmarkError(f"run {run_b.id} ({run_b.name}) has no earlier complete run of its data set to "
+                               "compare with", status=404,
+                               hint="retrain with `earmark train --apply-flags`, or name both runs")
+    else:
+        run_a = _complete(resolve_run(session, a))
+    if run_a.dataset_id != run_b.dataset_id:
+        raise EarmarkError(f"runs {run_a.id} and {run_b.id} belong to different data sets", status=422,
+                           hint="compare two runs of the same data set")
+    if run_a.id == run_b.id:
+        raise EarmarkError(f"run {run_a.id} compared with itself", status=422, hint="pick two different runs")
+    return run_a, run_b
+
+
+def _run_info(run: Run) -> dict:
+    return {"id": run.id, "name": run.name, "model": run.model, "classes": list(run.classes or []),
+            "parent_run_id": run.parent_run_id, "n_flags_used": len(run.flags_used or []),
+            "cutoff_policy": (run.config or {}).get("cutoff_policy"),
+            "created_at": run.created_at.isoformat() if run.created_at else None}
+
+
+def align_classes(a: list[str], b: list[str]) -> list[str]:
+    """``a``'s classes in order, then the classes only ``b`` has."""
+    seen = set(a)
+    return list(a) + [c for c in b if c not in seen]
+
+
+def _reindex(cm: list[list[int]] | None, classes: list[str], aligned: list[str]) -> list[list[int]]:
+    pos = {c: i for i, c in enumerate(classes)}
+    out = [[0] * len(aligned) for _ in aligned]
+    if not cm:
+        return out
+    for i, ci in enumerate(aligned):
+        if ci not in pos:
+            continue
+        row = cm[pos[ci]]
+        for j, cj in enumerate(aligned):
+            if cj in pos:
+                out[i][j] = int(row[pos[cj]])
+    return out
+
+
+def _delta(x: float | None, y: float | None) -> float | None:
+    return None if x is None or y is None else y - x
+
+
+def _agreement(session: Session, a: Run, b: Run) -> dict[str, dict]:
+    """Per split: counts and accuracies on same-target and relabeled clips, fixed/broke counts."""
+    pa, pb = aliased(Prediction), aliased(Prediction)
+    same = pa.target == pb.target
+    ones = lambda cond: func.sum(case((cond, 1), else_=0))  # noqa: E731 - portable SUM(boolean)
+    q = (select(Clip.split, same.label("same"), func.count(), ones(pa.agree), ones(pb.agree),
+                ones(and_(~pa.agree, pb.agree)), ones(and_(pa.agree, ~pb.agree)))
+         .select_from(pa).join(pb, and_(pb.clip_id == pa.clip_id, pb.run_id == b.id))
+         .join(Clip, Clip.id == pa.clip_id).where(pa.run_id == a.id).group_by(Clip.split, same))
+    out: dict[str, dict] = {}
+    for split, is_same, n, ok_a, ok_b, fixed, broke in session.execute(q).all():
+        d = out.setdefault(split, {"same_target": _acc(0, 0, 0), "relabeled": _acc(0, 0, 0),
+                                   "fixed": 0, "broke": 0})
+        d["same_target" if is_same else "relabeled"] = _acc(int(n), int(ok_a or 0), int(ok_b or 0))
+        d["fixed"] += int(fixed or 0)
+        d["broke"] += int(broke or 0)
+    for run, key in ((a, "only_a"), (b, "only_b")):
+        counts = dict(session.execute(select(Clip.split, func.count()).join(Prediction, Prediction.clip_id == Clip.id)
+                                      .where(Prediction.run_id == run.id).group_by(Clip.split)).all())
+        for split, n in counts.items():
+            d = out.setdefault(split, {"same_target": _acc(0, 0, 0), "relabeled": _acc(0, 0, 0),
+                                       "fixed": 0, "broke": 0})
+            d[key] = int(n) - d["same_target"]["n"] - d["relabeled"]["n"]
+    return out
+
+
+def _acc(n: int, ok_a: int, ok_b: int) -> dict:
+    return {"n": n, "a_correct": ok_a, "b_correct": ok_b, "a_accuracy": ok_a / n if n else None,
+            "b_accuracy": ok_b / n if n else None, "delta": (ok_b - ok_a) / n if n else None}
+
+
+def compare_runs(session: Session, a: Run, b: Run) -> dict:
+    """Everything the compare page shows for runs ``a`` (baseline) and ``b`` (see the module doc)."""
+    aligned = align_classes(list(a.classes or []), list(b.classes or []))
+    agreement = _agreement(session, a, b)
+    splits = [s for s in SPLIT_ORDER if s in (a.metrics or {}) or s in (b.metrics or {}) or s in agreement]
+    out = {"a": _run_info(a), "b": _run_info(b), "classes": aligned, "splits": {}}
+    for split in splits:
+        ma, mb = (a.metrics or {}).get(split, {}), (b.metrics or {}).get(split, {})
+        pca, pcb = ma.get("per_class", {}), mb.get("per_class", {})
+        rows = []
+        for c in aligned:
+            ra, rb = pca.get(c), pcb.get(c)
+            rows.append({"class": c, "a": ra, "b": rb,
+                         "delta": {k: _delta((ra or {}).get(k), (rb or {}).get(k)) for k in ("precision", "recall", "f1")}})
+        cma = _reindex(ma.get("confusion"), list(a.classes or []), aligned)
+        cmb = _reindex(mb.get("confusion"), list(b.classes or []), aligned)
+        diff = [[y - x for x, y in zip(ra_, rb_, strict=True)] for ra_, rb_ in zip(cma, cmb, strict=True)]
+        ag = agreement.get(split, {"same_target": _acc(0, 0, 0), "relabeled": _acc(0, 0, 0), "fixed": 0, "broke": 0})
+        ag.setdefault("only_a", 0)
+        ag.setdefault("only_b", 0)
+        out["splits"][split] = {
+            "a": {"accuracy": ma.get("accuracy"), "macro_f1": ma.get("macro_f1")},
+            "b": {"accuracy": mb.get("accuracy"), "macro_f1": mb.get("macro_f1")},
+            "delta": {"accuracy": _delta(ma.get("accuracy"), mb.get("accuracy")),
+                      "macro_f1": _delta(ma.get("macro_f1"), mb.get("macro_f1"))},
+            "per_class": rows, "confusion_a": cma, "confusion_b": cmb, "confusion_diff": diff,
+            "agreement": ag,
+        }
+    return out
+
+
+def changed_clips(session: Session, a: Run, b: Run, kind: str = "fixed", split: str | None = None,
+                  limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    """The clips ``b`` fixed or broke relative to ``a``, by clip path; returns ``(page, total)``."""
+    if kind not in CHANGE_KINDS:
+        raise EarmarkError(f"unknown change kind {kind!r}", hint="use fixed or broke", status=422)
+    pa, pb = aliased(Prediction), aliased(Prediction)
+    cond = and_(~pa.agree, pb.agree) if kind == "fixed" else and_(pa.agree, ~pb.agree)
+    base = (select(Clip.id, Clip.path, Clip.label, Clip.split, pa.target, pa.pred, pa.confidence,
+                   pb.target, pb.pred, pb.confidence)
+            .select_from(pa).join(pb, and_(pb.clip_id == pa.clip_id, pb.run_id == b.id))
+            .join(Clip, Clip.id == pa.clip_id).where(pa.run_id == a.id, cond))
+    if split:
+        base = base.where(Clip.split == split)
+    total = session.scalar(select(func.count()).select_from(base.subquery()))
+    rows = session.execute(base.order_by(Clip.path, Clip.id).limit(limit).offset(offset)).all()
+    page = [{"clip_id": r[0], "path": r[1], "label": r[2], "split": r[3],
+             "a_target": r[4], "a_pred": r[5], "a_confidence": r[6],
+             "b_target": r[7], "b_pred": r[8], "b_confidence": r[9], "relabeled": r[4] != r[7]} for r in rows]
+    return page, int(total or 0)
+
+
+def list_complete_runs(session: Session, dataset_id: int | None = None) -> list[Run]:
+    """Complete runs, newest first (the pickers), optionally of one data set."""
+    q = select(Run).where(Run.status == "complete").order_by(Run.id.desc())
+    if dataset_id is not None:
+        q = q.where(Run.dataset_id == dataset_id)
+    return list(session.scalars(q))
