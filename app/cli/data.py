@@ -1,0 +1,137 @@
+"""Data commands: ``earmark ingest PATH`` and ``earmark download speech-commands``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from app.cli import app
+from app.cli.common import console, settings, user_errors
+
+download_app = typer.Typer(help="Fetch public data sets (with resume, checksum and safe extraction).",
+                           no_args_is_help=True)
+app.add_typer(download_app, name="download")
+
+_STAGE_TEXT = {"scanning": "listing files", "decoding": "decoding + measuring", "writing": "writing"}
+
+
+@app.command()
+def ingest(
+    path: Path = typer.Argument(..., help="Data set folder: Speech Commands (v0.01/v0.02 or a test-set archive) "
+                                "or any folder with one sub-folder of audio files per class."),
+    name: str = typer.Option(None, "--name", "-n", help="Name to store it under. Default: the folder's name."),
+    sample_rate: int = typer.Option(16000, help="Required sample rate in Hz; other files are rejected. Default 16000."),
+    max_seconds: float = typer.Option(1.0, help="Longest clip accepted, in seconds; longer files are rejected. "
+                                      "Default 1.0."),
+    workers: int = typer.Option(0, help="Decoding processes. Default 0: one per CPU core."),
+) -> None:
+    """Ingest a data set folder: clips, splits, speakers, signal stats, rejects and a leakage report."""
+    from app.pipeline.ingest import ingest as run_ingest
+
+    with user_errors(), Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("listing files", total=None)
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=_STAGE_TEXT.get(stage, stage), completed=done, total=total or None)
+
+        report = run_ingest(settings(), path, name=name, progress=on_progress, sample_rate=sample_rate,
+                            max_seconds=max_seconds, workers=workers or None)
+    print_report(report)
+
+
+def print_report(report) -> None:
+    """Print an ``IngestReport``: clips per split, speakers, rejects, list stats and leakage."""
+    if report.unchanged:
+        console.print(f"[green]unchanged:[/] {report.name} (id {report.dataset_id}) is already up to date; "
+                      "kept as is, so its runs stay valid.")
+    else:
+        console.print(f"[green]ingested[/] {report.name} (id {report.dataset_id}) from {report.root} "
+                      f"in {report.seconds:.1f} s ({report.clips_per_s:,.0f} files/s)")
+    console.print(f"layout: {report.layout}; splits from: {report.split_source}; {len(report.labels)} labels; "
+                  f"{report.n_noise_files} background-noise files")
+    table = Table("split", "clips", "speakers")
+    for split in ("train", "validation", "test"):
+        table.add_row(split, f"{report.splits.get(split, 0):,}", f"{report.speakers_per_split.get(split, 0):,}")
+    table.add_row("[bold]all", f"[bold]{report.n_clips:,}", f"[bold]{report.n_speakers:,}")
+    console.print(table)
+    missing = report.list_stats.get("listed_missing")
+    if missing:
+        console.print(f"split lists: {missing.get('validation', 0):,} validation and {missing.get('test', 0):,} "
+                      "test entries name files that are not in the folder (counted, not an error)")
+    if report.rejects:
+        console.print(f"[yellow]{report.n_rejects:,} files rejected[/] (stored; nothing else was lost):")
+        for reason, info in report.rejects.items():
+            console.print(f"  {reason}: {info['count']:,}")
+            for ex in info["examples"]:
+                console.print(f"    {ex['path']}  [dim]{ex['detail']}[/]")
+    else:
+        console.print("no files rejected")
+    counts = report.leakage.get("counts") or {}
+    if any(counts.values()):
+        console.print("[yellow]leakage between splits:[/]")
+        for key, label in (("files_in_several_splits", "files in more than one split"),
+                           ("speakers_in_several_splits", "speakers in more than one split"),
+                           ("identical_audio_across_splits", "identical audio in different splits")):
+            items = report.leakage.get(key) or []
+            shown = ", ".join(_leak_item(i) for i in items[:5])
+            console.print(f"  {label}: {counts.get(key, 0):,}" + (f"  e.g. {shown}" if shown else ""))
+    else:
+        console.print("leakage: none (no file, speaker or identical audio in more than one split)")
+    dups = report.leakage.get("duplicate_audio", 0)
+    if dups:
+        console.print(f"duplicate audio: {dups:,} clips repeat another clip's samples exactly")
+
+
+def _leak_item(item) -> str:
+    if isinstance(item, str):
+        return item
+    if "speaker" in item:
+        return f"{item['speaker']} ({'/'.join(item['splits'])})"
+    return f"{' = '.join(item['paths'][:2])} ({'/'.join(item['splits'])})"
+
+
+@download_app.command("speech-commands")
+def download_speech_commands(
+    version: str = typer.Option("v0.02", "--version", help="Data set version: v0.01 or v0.02. Default v0.02."),
+    to: Path = typer.Option(Path("data"), "--to", help="Folder to download and extract into. Default ./data."),
+    sha256: str = typer.Option(None, "--sha256", help="Expected SHA-256 of the archive. Default: none known, "
+                               "so the size and the gzip CRCs verify it."),
+    base_url: str = typer.Option("http://download.tensorflow.org/data", "--base-url",
+                                 help="Where the archives live. Default: the official TensorFlow URL."),
+) -> None:
+    """Download Google's Speech Commands archive (resumable), verify it and extract it safely."""
+    from app.download import download_speech_commands as run_download
+
+    with user_errors(), Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+                                 TimeRemainingColumn(), console=console, transient=True) as bar:
+        dl = bar.add_task("downloading", total=None)
+        ex = None
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            nonlocal ex
+            if stage == "downloading":
+                bar.update(dl, completed=done, total=total or None)
+            else:
+                if ex is None:
+                    ex = bar.add_task("extracting", total=None)
+                bar.update(ex, description=f"extracting: {done:,} files")
+
+        result = run_download(version, to, base_url=base_url, progress=on_progress, sha256=sha256)
+    console.print(f"[green]ready:[/] {result.folder}")
+    console.print(f"archive {result.archive} sha256 {result.sha256}")
+    console.print(f"verified by: {', '.join(result.verified_by) or 'nothing (already extracted)'}"
+                  + ("" if "sha256" in result.verified_by else "; pass --sha256 to pin the checksum"))
+    if result.resumed_from:
+        console.print(f"resumed from byte {result.resumed_from:,}")
+    console.print(f"next: earmark ingest {result.folder} --name speech-commands-{version}")
