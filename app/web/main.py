@@ -1,0 +1,133 @@
+"""``create_app(settings)``: the FastAPI application, built by a factory (nothing at import time).
+
+It opens the store, mounts ``static/`` and the plotly.js that the plotly package ships (served at
+``/static/vendor/plotly.min.js``; no CDN anywhere), includes every module of ``app.web.routes``
+that has a ``router`` (its optional ``NAV = (title, path, order)`` goes into the nav bar), and
+installs the one error handler: problems render ``templates/error.html`` for pages and JSON
+``{title, detail, hint, status}`` under ``/api`` and ``/media``.
+
+Run it with ``earmark serve`` or ``uvicorn --factory app.web.main:app_from_env``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.config import Settings
+from app.errors import EarmarkError
+from app.store.db import open_store
+from app.web import routes as routes_pkg
+from app.web.deps import STATIC_DIR, render
+from app.web.security import guard
+
+log = logging.getLogger(__name__)
+
+
+def plotly_js_path() -> Path:
+    """The plotly.min.js bundled with the installed plotly Python package."""
+    import plotly
+
+    return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body")]
+        where = ".".join(loc) or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid value')}")
+    return "; ".join(parts)
+
+
+def _problem(request: Request, title: str, detail: str, hint: str, status: int):
+    path = request.url.path
+    if path.startswith(("/api", "/media")) or path == "/openapi.json":
+        return JSONResponse({"title": title, "detail": detail, "hint": hint, "status": status}, status_code=status)
+    return render(request, "error.html", status_code=status, title=title, detail=detail, hint=hint, status=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """One rendering for every problem: EarmarkError, 404s and 422s, and unexpected failures."""
+
+    @app.exception_handler(EarmarkError)
+    async def _earmark_error(request: Request, exc: EarmarkError):
+        return _problem(request, exc.title, exc.detail, exc.hint, exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            detail = exc.detail if exc.detail != "Not Found" else f"nothing at {request.url.path}"
+            return _problem(request, "not found", str(detail), "check the address, or start from the overview", 404)
+        return _problem(request, str(exc.detail), "", "", exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        return _problem(request, "invalid request", _describe_validation(exc),
+                        "fix the parameter named above and try again", 422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):  # pragma: no cover - a bug, logged
+        log.exception("unhandled error on %s", request.url.path)
+        return _problem(request, "internal error", f"{type(exc).__name__}: {exc}",
+                        "this is a bug in earmark; the server log has the traceback", 500)
+
+
+def include_routes(app: FastAPI) -> list[dict]:
+    """Include every ``app.web.routes`` module with a ``router``; returns the nav entries, sorted."""
+    nav = []
+    for info in sorted(pkgutil.iter_modules(routes_pkg.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{routes_pkg.__name__}.{info.name}")
+        router = getattr(module, "router", None)
+        if router is None:
+            continue
+        app.include_router(router)
+        entry = getattr(module, "NAV", None)
+        if entry:
+            title, path, order = entry
+            nav.append(dict(title=title, path=path, order=order))
+    nav.sort(key=lambda e: (e["order"], e["title"]))
+    return nav
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app for ``settings``: store opened (and migrated), routes included, errors handled."""
+    app = FastAPI(
+        title="earmark",
+        description="Error analysis for audio classifiers. State-changing requests are POSTs carrying "
+                    "the header `X-Earmark-CSRF: 1`; with a token set, send `Authorization: Bearer <token>`.",
+        version="0.1.0",
+        docs_url=None,  # the default /docs loads Swagger UI from a CDN; routes/docs.py serves an offline page
+        redoc_url=None,
+    )
+    engine, sessions = open_store(settings)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.cache = {}  # per-run aggregates, see app.store.queries
+
+    plotly_js = plotly_js_path()
+
+    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_bundle():
+        return FileResponse(plotly_js, media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.state.nav = include_routes(app)
+    install_error_handlers(app)
+    app.middleware("http")(guard)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: settings from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,200 @@
+/* earmark: shared browser helpers. Plain JS, no build step.
+ * earmark.post(url, json) adds the X-Earmark-CSRF header every state-changing request needs.
+ * Elements with data-play="<clip id>" play that clip; a .flag-form saves or clears a flag;
+ * rows marked data-clip (the clip list) or a [data-current-clip] element (the clip page) get the
+ * keyboard: j/k next/previous, space play, c cut-off, m mislabeled, x clear. */
+(function () {
+  "use strict";
+  const AUTHOR_KEY = "earmark.author";
+
+  function toast(msg, isError) {
+    const el = document.getElementById("toast");
+    if (!el) return;
+    el.textContent = msg;
+    el.className = "toast" + (isError ? " error" : "");
+    el.hidden = false;
+    clearTimeout(toast._t);
+    toast._t = setTimeout(() => { el.hidden = true; }, isError ? 6000 : 2500);
+  }
+
+  async function post(url, data) {
+    const resp = await fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Earmark-CSRF": "1" },
+      body: JSON.stringify(data || {}),
+    });
+    let body = null;
+    try { body = await resp.json(); } catch (e) { body = null; }
+    if (!resp.ok) {
+      const msg = body && body.title ? body.title + (body.detail ? ": " + body.detail : "") : "request failed (" + resp.status + ")";
+      throw new Error(msg);
+    }
+    return body;
+  }
+
+  async function getJSON(url) {
+    const resp = await fetch(url, { credentials: "same-origin" });
+    const body = await resp.json();
+    if (!resp.ok) throw new Error(body && body.title ? body.title : "request failed (" + resp.status + ")");
+    return body;
+  }
+
+  function author() {
+    try { return (localStorage.getItem(AUTHOR_KEY) || "").trim() || "anonymous"; } catch (e) { return "anonymous"; }
+  }
+
+  /* one audio element for the whole page */
+  const player = new Audio();
+  player.preload = "none";
+  let playingId = null;
+  function markPlaying() {
+    document.querySelectorAll("button.play").forEach((b) => {
+      b.classList.toggle("playing", !player.paused && b.dataset.play === String(playingId));
+    });
+  }
+  ["play", "pause", "ended"].forEach((ev) => player.addEventListener(ev, markPlaying));
+  function play(clipId) {
+    if (playingId === clipId && !player.paused) { player.pause(); return; }
+    playingId = clipId;
+    player.src = "/media/clips/" + encodeURIComponent(clipId) + "/audio.wav";
+    player.play().catch((e) => toast("cannot play: " + e.message, true));
+  }
+
+  function runParam() {
+    const r = document.body.dataset.run;
+    return r ? "?run=" + encodeURIComponent(r) : "";
+  }
+
+  async function setFlag(clipId, reason, correctedLabel, note) {
+    const flag = await post("/api/clips/" + encodeURIComponent(clipId) + "/flag",
+      { reason: reason, corrected_label: correctedLabel || null, note: note || "", author: author() });
+    showFlag(clipId, flag);
+    toast("clip " + clipId + " flagged: " + reason.replace("_", " ") + (correctedLabel ? " → " + correctedLabel : ""));
+    return flag;
+  }
+
+  async function clearFlag(clipId) {
+    await post("/api/clips/" + encodeURIComponent(clipId) + "/flag/clear", {});
+    showFlag(clipId, null);
+    toast("flag cleared on clip " + clipId);
+  }
+
+  function showFlag(clipId, flag) {
+    document.querySelectorAll('[data-flag-cell="' + clipId + '"]').forEach((cell) => {
+      cell.textContent = "";
+      if (!flag) return;
+      const b = document.createElement("span");
+      b.className = "badge flag flag-" + flag.reason;
+      b.textContent = flag.reason.replace("_", " ") + (flag.corrected_label ? " → " + flag.corrected_label : "");
+      b.title = flag.note || "";
+      cell.appendChild(b);
+    });
+  }
+
+  function labels() {
+    const el = document.getElementById("labels-data");
+    try { return el ? JSON.parse(el.textContent) : []; } catch (e) { return []; }
+  }
+
+  function askLabel(current) {
+    const known = labels();
+    const answer = window.prompt("Correct label" + (known.length ? " (one of: " + known.join(", ") + ")" : ""), current || "");
+    if (answer === null) return null;
+    const v = answer.trim();
+    if (!v) return null;
+    if (known.length && known.indexOf(v) < 0) { toast("unknown label: " + v, true); return null; }
+    return v;
+  }
+
+  /* keyboard: the list (rows) or the clip page (one clip) */
+  function rows() { return Array.from(document.querySelectorAll("tr[data-clip]")); }
+  let cursor = -1;
+  function focusRow(i) {
+    const rs = rows();
+    if (!rs.length) return;
+    cursor = Math.max(0, Math.min(rs.length - 1, i));
+    rs.forEach((r, j) => r.classList.toggle("current", j === cursor));
+    rs[cursor].scrollIntoView({ block: "nearest" });
+  }
+  function currentClip() {
+    const page = document.querySelector("[data-current-clip]");
+    if (page) return page.dataset.currentClip;
+    const rs = rows();
+    if (!rs.length) return null;
+    if (cursor < 0) focusRow(0);
+    return rs[cursor].dataset.clip;
+  }
+  function go(delta) {
+    const page = document.querySelector("[data-current-clip]");
+    if (page) {
+      const href = delta > 0 ? page.dataset.next : page.dataset.prev;
+      if (href) window.location.href = href;
+      return;
+    }
+    focusRow(cursor + delta);
+  }
+
+  function onKey(ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const t = ev.target;
+    if (t && (t.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName))) return;
+    const hasClips = document.querySelector("[data-current-clip]") || rows().length;
+    if (!hasClips) return;
+    const k = ev.key;
+    if (k === "j") { go(1); } else if (k === "k") { go(-1); }
+    else if (k === " ") { const id = currentClip(); if (id) play(id); }
+    else if (k === "c") { const id = currentClip(); if (id) setFlag(id, "cutoff").catch((e) => toast(e.message, true)); }
+    else if (k === "m") {
+      const id = currentClip(); if (!id) return;
+      const label = askLabel("");
+      if (label) setFlag(id, "mislabeled", label).catch((e) => toast(e.message, true));
+    }
+    else if (k === "x") { const id = currentClip(); if (id) clearFlag(id).catch((e) => toast(e.message, true)); }
+    else return;
+    ev.preventDefault();
+  }
+
+  function wireFlagForms(root) {
+    root.querySelectorAll("form.flag-form").forEach((form) => {
+      if (form.dataset.wired) return;
+      form.dataset.wired = "1";
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        const fd = new FormData(form);
+        const reason = fd.get("reason");
+        if (!reason) { toast("pick a reason first", true); return; }
+        setFlag(form.dataset.clip, reason, fd.get("corrected_label"), fd.get("note")).catch((e) => toast(e.message, true));
+      });
+      const clear = form.querySelector(".clear-flag");
+      if (clear) clear.addEventListener("click", () => {
+        clearFlag(form.dataset.clip).then(() => form.reset()).catch((e) => toast(e.message, true));
+      });
+    });
+  }
+
+  document.addEventListener("click", (ev) => {
+    const btn = ev.target.closest("[data-play]");
+    if (btn) { ev.preventDefault(); play(btn.dataset.play); }
+    const row = ev.target.closest("tr[data-clip]");
+    if (row) focusRow(rows().indexOf(row));
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const input = document.getElementById("author-name");
+    if (input) {
+      try { input.value = localStorage.getItem(AUTHOR_KEY) || ""; } catch (e) { /* private mode */ }
+      input.addEventListener("change", () => { try { localStorage.setItem(AUTHOR_KEY, input.value.trim()); } catch (e) { /* ignore */ } });
+    }
+    document.querySelectorAll("form[data-csrf-form]").forEach((form) => {
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        post(form.action, {}).then(() => { window.location.href = "/"; }).catch((e) => toast(e.message, true));
+      });
+    });
+    wireFlagForms(document);
+    document.addEventListener("keydown", onKey);
+  });
+
+  window.earmark = { post, getJSON, toast, author, play, player, setFlag, clearFlag, showFlag, labels,
+    askLabel, runParam, wireFlagForms };
+})();

@@ -1,0 +1,11 @@
+/* Overview: draw the class-distribution bar charts from the JSON embedded in the page. */
+(function () {
+  "use strict";
+  document.querySelectorAll("section.dataset").forEach((section) => {
+    const data = JSON.parse(section.querySelector("script.dist-data").textContent);
+    const slots = section.querySelectorAll(".dist-chart");
+    data.forEach((fig, i) => {
+      if (slots[i]) Plotly.newPlot(slots[i], fig.data, fig.layout, { displayModeBar: false, responsive: true });
+    });
+  });
+})();
