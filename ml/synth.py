@@ -1,0 +1,258 @@
+"""Demo data: a Speech Commands v0.02-style data set spoken by eSpeak NG, with planted defects.
+
+``synthesize(out_dir)`` writes ``out_dir/speech_commands/`` (35 word folders of
+``<speaker>_nohash_<n>.wav``, ``validation_list.txt``, ``testing_list.txt``, ``_background_noise_/``)
+and the truth about every planted defect to ``out_dir/defects.csv``, next to the data set, so that
+earmark's findings can be scored against it. The same seed gives byte-identical files.
+
+Work is streamed to a process pool one speaker at a time; each speaker is rendered in a fresh
+worker process (see ``ml.synth_voice`` for why) that writes its WAVs itself and sends back only
+the defect rows. The data set appears under its final name only once complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+import re
+import shutil
+import time
+import wave
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ml.synth_render import CLIP, DEFECTS, SR, WORDS, Speaker, background_noise, choose_defect, make_speaker
+
+log = logging.getLogger(__name__)
+
+DATASET_DIR = "speech_commands"
+DEFECTS_CSV = "defects.csv"
+DEFECT_COLUMNS = ("path", "defect", "true_label", "filed_label", "detail")
+DEFAULT_REPEATS = 3  # 40 speakers x 35 words x 3 = 4,200 clips
+
+ProgressFn = Callable[[int, int], None]
+
+
+# --- The published split rule. A local copy on purpose: ml/speech_commands.py has its own, and
+# this module must not depend on it (the two are checked against each other in the tests).
+_MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
+
+
+def which_set(filename: str, validation_percentage: float = 10.0, testing_percentage: float = 10.0) -> str:
+    """Speech Commands' split of a file name: ``train``, ``validation`` or ``test``.
+
+    SHA-1 of the base name with ``_nohash_.*`` removed (so a speaker never spans splits), taken
+    mod 2^27 and scaled to a percentage of 2^27 - 1.
+    """
+    hash_name = re.sub(r"_nohash_.*$", "", os.path.basename(filename))
+    h = int(hashlib.sha1(hash_name.encode("utf-8")).hexdigest(), 16)
+    pct = (h % (_MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / _MAX_NUM_WAVS_PER_CLASS)
+    if pct < validation_percentage:
+        return "validation"
+    if pct < validation_percentage + testing_percentage:
+        return "test"
+    return "train"
+
+
+@dataclass
+class SynthReport:
+    """What ``synthesize`` wrote."""
+
+    out_dir: Path
+    dataset_dir: Path  # out_dir / "speech_commands"
+    defects_csv: Path  # out_dir / "defects.csv"
+    background_dir: Path
+    n_clips: int
+    n_speakers: int
+    words: tuple[str, ...]
+    defect_counts: dict[str, int]  # every kind in DEFECTS, zeros included
+    split_clips: dict[str, int]  # clips per split
+    split_speakers: dict[str, int]
+    seconds: float
+    background_files: list[Path] = field(default_factory=list)
+
+
+def make_speaker_ids(n: int, seed: int) -> list[tuple[str, str]]:
+    """``n`` distinct 8-hex speaker ids with their split, deterministic from ``seed``.
+
+    Ids are drawn at random and kept only while their split (from the hashing rule) still has
+    room, so the speakers split 80/10/10 exactly as far as ``n`` allows (at least one speaker in
+    each split from 3 speakers up) instead of by the luck of 40 hashes.
+    """
+    n_val = max(1, round(0.1 * n)) if n >= 3 else 0
+    n_test = n_val
+    quota = {"train": n - n_val - n_test, "validation": n_val, "test": n_test}
+    rng = np.random.default_rng([seed, 0x5EED])
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    while len(out) < n:
+        sid = f"{int(rng.integers(0, 2**32)):08x}"
+        split = which_set(f"{sid}_nohash_0.wav")
+        if sid in seen or quota[split] == 0:
+            continue
+        seen.add(sid)
+        quota[split] -= 1
+        out.append((sid, split))
+    return out
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int = SR) -> None:
+    """16-bit mono PCM WAV with the plain 44-byte header (stdlib ``wave``: byte-for-byte stable)."""
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(sample_rate)
+        f.writeframes(np.ascontiguousarray(samples, dtype="<i2").tobytes())
+
+
+# --- Worker side. One eSpeak per process, made by the pool initializer.
+_ENGINE = None
+
+
+def _init_worker() -> None:
+    global _ENGINE
+    from ml.synth_voice import Espeak
+
+    _ENGINE = Espeak()
+
+
+def _render_speaker(task: tuple) -> tuple[str, int, list[str], list[tuple[str, ...]]]:
+    """Render every clip of one speaker; returns (speaker id, n clips, relative paths, defect rows)."""
+    from ml.synth_render import render_clip
+
+    _, seed, sp, words, repeats, root = task
+    sp: Speaker
+    root = Path(root)
+    paths: list[str] = []
+    defects: list[tuple[str, ...]] = []
+    for word in words:
+        for n in range(repeats):
+            rng = np.random.default_rng([seed, int(sp.id, 16), WORDS.index(word), n])
+            kind = choose_defect(word, rng)
+            samples, true_label, detail = render_clip(_ENGINE, sp, word, kind, rng)
+            rel = f"{word}/{sp.id}_nohash_{n}.wav"
+            write_wav(root / rel, samples)
+            paths.append(rel)
+            if kind != "clean":
+                defects.append((rel, kind, true_label, word, detail))
+    return sp.id, len(paths), paths, defects
+
+
+def _render_background(task: tuple) -> tuple[str, int, list[str], list[tuple[str, ...]]]:
+    _, seed, seconds, root = task
+    files = background_noise(_ENGINE, seconds, seed)
+    for name, samples in files.items():
+        write_wav(Path(root) / "_background_noise_" / f"{name}.wav", samples)
+    return "", 0, [f"_background_noise_/{name}.wav" for name in files], []
+
+
+def _run_task(task: tuple) -> tuple[str, int, list[str], list[tuple[str, ...]]]:
+    return _render_background(task) if task[0] == "background" else _render_speaker(task)
+
+
+def _pool_context():
+    # forkserver: workers fork from a clean server process that preloaded this module (fast, and
+    # safe next to the CLI's progress-bar thread); spawn where forkserver does not exist.
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["ml.synth", "ml.synth_render", "scipy.signal"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def synthesize(
+    out_dir: Path | str,
+    speakers: int = 40,
+    seed: int = 7,
+    repeats: int = DEFAULT_REPEATS,
+    workers: int | None = None,
+    progress: ProgressFn | None = None,
+    words: Sequence[str] | None = None,
+    noise_seconds: float = 60.0,
+    overwrite: bool = False,
+) -> SynthReport:
+    """Write a demo Speech Commands data set to ``out_dir/speech_commands`` and its defect truth to
+    ``out_dir/defects.csv``.
+
+    ``speakers`` x ``len(words)`` x ``repeats`` clips (default 40 x 35 x 3 = 4,200); ``words``
+    defaults to all 35 v0.02 words; ``workers`` defaults to the CPU count; ``progress(done, total)``
+    is called in this process as clips finish. Raises ``FileExistsError`` if the data set exists
+    and ``overwrite`` is false, ``ValueError`` on bad arguments.
+    """
+    t0 = time.perf_counter()
+    words = tuple(WORDS if words is None else words)
+    unknown = [w for w in words if w not in WORDS]
+    if unknown or not words or len(set(words)) != len(words):
+        raise ValueError(f"words must be distinct Speech Commands v0.02 words; not allowed: {unknown or words}")
+    if speakers < 1 or repeats < 1:
+        raise ValueError("speakers and repeats must be at least 1")
+    if noise_seconds < 1:
+        raise ValueError("noise_seconds must be at least 1")
+    out_dir = Path(out_dir)
+    final, csv_path = out_dir / DATASET_DIR, out_dir / DEFECTS_CSV
+    if (final.exists() or csv_path.exists()) and not overwrite:
+        raise FileExistsError(f"{final} or {csv_path} already exists")
+    partial = out_dir / f".{DATASET_DIR}.partial"
+    if partial.exists():
+        shutil.rmtree(partial)  # left over from a killed run
+    for w in (*words, "_background_noise_"):
+        (partial / w).mkdir(parents=True)
+
+    people = [make_speaker(sid, split, seed) for sid, split in make_speaker_ids(speakers, seed)]
+    total = len(people) * len(words) * repeats
+    tasks = [("background", seed, float(noise_seconds), str(partial))]
+    tasks += [("speaker", seed, sp, words, repeats, str(partial)) for sp in people]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    split_of = {sp.id: sp.split for sp in people}
+    lists: dict[str, list[str]] = {"validation": [], "test": []}
+    defect_rows: list[tuple[str, ...]] = []
+    split_clips = {"train": 0, "validation": 0, "test": 0}
+    background: list[Path] = []
+    done = 0
+    if progress:
+        progress(0, total)
+    # maxtasksperchild=1: every speaker starts from a freshly initialised eSpeak (determinism).
+    with _pool_context().Pool(workers, initializer=_init_worker, maxtasksperchild=1) as pool:
+        for sid, n, paths, rows in pool.imap_unordered(_run_task, tasks, chunksize=1):
+            if not sid:
+                background = [final / p for p in paths]
+                continue
+            split_clips[split_of[sid]] += n
+            if split_of[sid] in lists:
+                lists[split_of[sid]].extend(paths)
+            defect_rows.extend(rows)
+            done += n
+            if progress:
+                progress(done, total)
+
+    (partial / "validation_list.txt").write_text("".join(p + "\n" for p in sorted(lists["validation"])))
+    (partial / "testing_list.txt").write_text("".join(p + "\n" for p in sorted(lists["test"])))
+    tmp_csv = out_dir / f".{DEFECTS_CSV}.partial"
+    with open(tmp_csv, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(DEFECT_COLUMNS)
+        writer.writerows(sorted(defect_rows))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    os.replace(tmp_csv, csv_path)
+    counts = {k: 0 for k in DEFECTS}
+    for row in defect_rows:
+        counts[row[1]] += 1
+    report = SynthReport(
+        out_dir=out_dir, dataset_dir=final, defects_csv=csv_path, background_dir=final / "_background_noise_",
+        n_clips=done, n_speakers=len(people), words=words, defect_counts=counts, split_clips=split_clips,
+        split_speakers={s: sum(1 for p in people if p.split == s) for s in split_clips},
+        seconds=time.perf_counter() - t0, background_files=background,
+    )
+    log.info("synthesised %d clips from %d speakers in %.1f s", done, len(people), report.seconds)
+    return report
+
+
+__all__ = ["CLIP", "DEFECTS", "SR", "WORDS", "SynthReport", "make_speaker_ids", "synthesize", "which_set"]
