@@ -1,0 +1,86 @@
+/* The flags queue: edit and clear flags in place, import an export file.
+ * Uses earmark.post (adds the X-Earmark-CSRF header) and the flag API of routes/flag_api.py. */
+(function () {
+  "use strict";
+  const E = window.earmark;
+
+  function row(id) { return document.querySelector('tr[data-clip="' + id + '"]'); }
+  function editor(id) { return document.querySelector('tr[data-editor="' + id + '"]'); }
+
+  function showRow(id, flag) {
+    const tr = row(id);
+    if (!tr) return;
+    E.showFlag(id, flag);
+    tr.dataset.reason = flag.reason;
+    tr.dataset.corrected = flag.corrected_label || "";
+    tr.dataset.note = flag.note || "";
+    tr.querySelector('[data-f="corrected"]').textContent = flag.corrected_label || "";
+    tr.querySelector('[data-f="note"]').textContent = flag.note || "";
+    tr.querySelector('[data-f="author"]').textContent = flag.author;
+    const when = tr.querySelector('[data-f="when"]');
+    when.textContent = (flag.updated_at || "").slice(0, 16).replace("T", " ");
+    when.title = flag.updated_at || "";
+    tr.classList.remove("cleared");
+  }
+
+  async function save(form) {
+    const id = form.dataset.clip;
+    const fd = new FormData(form);
+    const flag = await E.post("/api/clips/" + encodeURIComponent(id) + "/flag", {
+      reason: fd.get("reason"), corrected_label: fd.get("corrected_label") || null,
+      note: fd.get("note") || "", author: E.author(),
+    });
+    showRow(id, flag);
+    editor(id).hidden = true;
+    E.toast("flag on clip " + id + " saved");
+  }
+
+  async function clear(id) {
+    await E.clearFlag(id);
+    const tr = row(id);
+    if (tr) tr.classList.add("cleared");
+    const ed = editor(id);
+    if (ed) ed.hidden = true;
+  }
+
+  document.addEventListener("click", (ev) => {
+    const edit = ev.target.closest("[data-edit]");
+    if (edit) { const ed = editor(edit.dataset.edit); ed.hidden = !ed.hidden; return; }
+    const cancel = ev.target.closest("[data-cancel]");
+    if (cancel) { editor(cancel.dataset.cancel).hidden = true; return; }
+    const clr = ev.target.closest("[data-clear]");
+    if (clr) clear(clr.dataset.clear).catch((e) => E.toast(e.message, true));
+  });
+
+  document.addEventListener("submit", (ev) => {
+    const form = ev.target.closest("form.flag-edit");
+    if (!form) return;
+    ev.preventDefault();
+    save(form).catch((e) => E.toast(e.message, true));
+  });
+
+  const imp = document.getElementById("import-form");
+  if (imp) imp.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const box = document.getElementById("import-problems");
+    box.hidden = true;
+    box.textContent = "";
+    const fd = new FormData(imp);
+    fd.append("author", E.author());
+    const resp = await fetch("/flags/import", {
+      method: "POST", credentials: "same-origin", headers: { "X-Earmark-CSRF": "1" }, body: fd,
+    });
+    let body = null;
+    try { body = await resp.json(); } catch (e) { body = null; }
+    if (resp.ok) {
+      E.toast("imported " + body.rows + " row(s): " + body.created + " new, " + body.updated + " updated");
+      setTimeout(() => window.location.reload(), 700);
+      return;
+    }
+    const lines = [body && body.title ? body.title : "import failed (" + resp.status + ")"];
+    if (body && body.problems) body.problems.forEach((p) => lines.push("line " + p.line + ": " + p.message));
+    else if (body && body.detail) lines.push(body.detail);
+    box.textContent = lines.join("\n");
+    box.hidden = false;
+  });
+})();
