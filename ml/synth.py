@@ -126,7 +126,7 @@ def _render_speaker(task: tuple) -> tuple[str, int, list[str], list[tuple[str, .
     """Render every clip of one speaker; returns (speaker id, n clips, relative paths, defect rows)."""
     from ml.synth_render import render_clip
 
-    _, seed, sp, words, repeats, root = task
+    _, seed, sp, words, repeats, scale, root = task
     sp: Speaker
     root = Path(root)
     paths: list[str] = []
@@ -134,7 +134,7 @@ def _render_speaker(task: tuple) -> tuple[str, int, list[str], list[tuple[str, .
     for word in words:
         for n in range(repeats):
             rng = np.random.default_rng([seed, int(sp.id, 16), WORDS.index(word), n])
-            kind = choose_defect(word, rng)
+            kind = choose_defect(word, rng, scale)
             samples, true_label, detail = render_clip(_ENGINE, sp, word, kind, rng)
             rel = f"{word}/{sp.id}_nohash_{n}.wav"
             write_wav(root / rel, samples)
@@ -176,13 +176,15 @@ def synthesize(
     words: Sequence[str] | None = None,
     noise_seconds: float = 60.0,
     overwrite: bool = False,
+    defect_scale: float = 1.0,
 ) -> SynthReport:
     """Write a demo Speech Commands data set to ``out_dir/speech_commands`` and its defect truth to
     ``out_dir/defects.csv``.
 
     ``speakers`` x ``len(words)`` x ``repeats`` clips (default 40 x 35 x 3 = 4,200); ``words``
     defaults to all 35 v0.02 words; ``workers`` defaults to the CPU count; ``progress(done, total)``
-    is called in this process as clips finish. Raises ``FileExistsError`` if the data set exists
+    is called in this process as clips finish; ``defect_scale`` multiplies every defect rate
+    (tests use it to get each kind in a few clips). Raises ``FileExistsError`` if the data set exists
     and ``overwrite`` is false, ``ValueError`` on bad arguments.
     """
     t0 = time.perf_counter()
@@ -192,6 +194,8 @@ def synthesize(
         raise ValueError(f"words must be distinct Speech Commands v0.02 words; not allowed: {unknown or words}")
     if speakers < 1 or repeats < 1:
         raise ValueError("speakers and repeats must be at least 1")
+    if not 0 < defect_scale <= 6:
+        raise ValueError("defect_scale must be in (0, 6]")
     if noise_seconds < 1:
         raise ValueError("noise_seconds must be at least 1")
     out_dir = Path(out_dir)
@@ -207,7 +211,7 @@ def synthesize(
     people = [make_speaker(sid, split, seed) for sid, split in make_speaker_ids(speakers, seed)]
     total = len(people) * len(words) * repeats
     tasks = [("background", seed, float(noise_seconds), str(partial))]
-    tasks += [("speaker", seed, sp, words, repeats, str(partial)) for sp in people]
+    tasks += [("speaker", seed, sp, words, repeats, float(defect_scale), str(partial)) for sp in people]
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     split_of = {sp.id: sp.split for sp in people}
     lists: dict[str, list[str]] = {"validation": [], "test": []}

@@ -79,9 +79,9 @@ def make_speaker(speaker_id: str, split: str, seed: int) -> Speaker:
     )
 
 
-def choose_defect(word: str, rng: np.random.Generator) -> str:
-    """Decide what a clip slot holds: "clean" or one of DEFECTS."""
-    u = rng.random()
+def choose_defect(word: str, rng: np.random.Generator, scale: float = 1.0) -> str:
+    """Decide what a clip slot holds: "clean" or one of DEFECTS (``scale`` multiplies the rates)."""
+    u = rng.random() / scale
     for kind, p in (
         ("cutoff", P_CUTOFF_LONG if word in LONG_WORDS else P_CUTOFF),
         ("mislabeled", P_MISLABELED),

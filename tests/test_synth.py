@@ -1,0 +1,216 @@
+"""Demo data synthesis (``ml.synth`` and ``earmark synth``): layout, format, determinism, the
+planted defects against their truth in defects.csv, and the hashing-rule splits.
+
+One small data set (3 speakers, 8 words, 3 takes, defect rates x4 so every kind shows up) is built
+once per module and read by most tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from ml.synth import DEFECTS, WORDS, synthesize, which_set
+
+SUBSET = ("yes", "no", "up", "tree", "three", "sheila", "marvin", "backward")
+KW = dict(speakers=3, seed=11, repeats=3, words=SUBSET, noise_seconds=2.0, defect_scale=4.0)
+NAME = re.compile(r"^[0-9a-f]{8}_nohash_\d+\.wav$")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "demo"
+    report = synthesize(out, workers=2, **KW)
+    return report
+
+
+def _clips(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("*/*.wav") if p.parent.name != "_background_noise_")
+
+
+def _defects(report) -> dict[str, dict[str, str]]:
+    with open(report.defects_csv, newline="") as f:
+        return {row["path"]: row for row in csv.DictReader(f)}
+
+
+def _db50(x: np.ndarray) -> np.ndarray:
+    """dB RMS of 50 ms windows every 10 ms."""
+    c = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
+    s = np.arange(0, x.size - 800 + 1, 160)
+    return 10 * np.log10((c[s + 800] - c[s]) / 800 + 1e-12)
+
+
+def _read(path: Path) -> np.ndarray:
+    x, sr = sf.read(path, dtype="float32")
+    assert sr == 16000
+    return x
+
+
+def test_synth_words_are_the_v002_vocabulary():
+    assert len(WORDS) == 35 and len(set(WORDS)) == 35
+    assert {"backward", "follow", "forward", "learn", "visual", "sheila", "marvin", "wow", "zero"} <= set(WORDS)
+
+
+def test_synth_layout_and_file_format(demo):
+    root = demo.dataset_dir
+    assert root == demo.out_dir / "speech_commands" and demo.defects_csv == demo.out_dir / "defects.csv"
+    assert not (root / "defects.csv").exists(), "the truth must sit next to the data set, not inside it"
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted([*SUBSET, "_background_noise_"])
+    assert (root / "validation_list.txt").is_file() and (root / "testing_list.txt").is_file()
+    assert not list(demo.out_dir.glob(".*partial")), "no leftovers of the atomic write"
+    noise = sorted(p.name for p in (root / "_background_noise_").glob("*.wav"))
+    assert noise == ["babble.wav", "brown_noise.wav", "mains_hum.wav", "pink_noise.wav", "white_noise.wav"]
+    for p in (root / "_background_noise_").glob("*.wav"):
+        info = sf.info(p)
+        assert (info.samplerate, info.channels, info.subtype, info.frames) == (16000, 1, "PCM_16", 32000)
+        assert np.sqrt(np.mean(_read(p) ** 2)) > 0.01, f"{p.name} is silent"
+    clips = _clips(root)
+    assert len(clips) == demo.n_clips == 3 * len(SUBSET) * 3
+    for p in clips:
+        with wave.open(str(p)) as w:  # plain PCM WAV: 16 kHz, mono, 16-bit, at most one second
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+            assert 0 < w.getnframes() <= 16000
+    assert sum(demo.split_clips.values()) == demo.n_clips
+
+
+def test_synth_speaker_ids_look_real(demo):
+    names = [p.name for p in _clips(demo.dataset_dir)]
+    assert all(NAME.match(n) for n in names), names[:5]
+    speakers = {n[:8] for n in names}
+    assert len(speakers) == 3
+    # each speaker says each word `repeats` times, numbered 0, 1, 2
+    for word in SUBSET:
+        for s in speakers:
+            assert sorted(p.name for p in (demo.dataset_dir / word).glob(f"{s}_*")) == [
+                f"{s}_nohash_{n}.wav" for n in range(3)]
+
+
+def test_synth_same_seed_gives_identical_bytes(demo, tmp_path):
+    again = synthesize(tmp_path / "again", workers=1, **KW)  # other worker count, same bytes
+    a = {p.relative_to(demo.out_dir): p.read_bytes() for p in demo.out_dir.rglob("*") if p.is_file()}
+    b = {p.relative_to(again.out_dir): p.read_bytes() for p in again.out_dir.rglob("*") if p.is_file()}
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+def test_synth_other_seed_gives_other_data(demo, tmp_path):
+    other = synthesize(tmp_path / "other", workers=2, **{**KW, "seed": 12})
+    ids_a = {p.name[:8] for p in _clips(demo.dataset_dir)}
+    ids_b = {p.name[:8] for p in _clips(other.dataset_dir)}
+    assert ids_a != ids_b
+    wav_a = sorted(p.read_bytes() for p in _clips(demo.dataset_dir))
+    wav_b = sorted(p.read_bytes() for p in _clips(other.dataset_dir))
+    assert not set(wav_a) & set(wav_b)
+
+
+def test_synth_defects_csv_matches_files_and_kinds(demo):
+    with open(demo.defects_csv, newline="") as f:
+        reader = csv.reader(f)
+        assert next(reader) == ["path", "defect", "true_label", "filed_label", "detail"]
+    rows = _defects(demo)
+    assert {r["defect"] for r in rows.values()} == set(DEFECTS), "every kind is planted at least once"
+    counts = {k: sum(r["defect"] == k for r in rows.values()) for k in DEFECTS}
+    assert counts == demo.defect_counts
+    for path, r in rows.items():
+        assert (demo.dataset_dir / path).is_file(), path
+        assert r["filed_label"] == path.split("/")[0]
+        assert r["detail"]
+        if r["defect"] == "cutoff":
+            assert r["true_label"] == r["filed_label"]
+        elif r["defect"] == "mislabeled":
+            assert r["true_label"] in WORDS and r["true_label"] != r["filed_label"]
+        elif r["defect"] == "multiple_words":
+            pair = r["true_label"].split("+")
+            assert len(pair) == 2 and r["filed_label"] in pair and all(w in WORDS for w in pair)
+        else:
+            assert r["defect"] == "noise_only" and r["true_label"] == ""
+
+
+def test_synth_cutoff_clips_end_loud_and_clean_clips_end_quiet(demo):
+    rows = _defects(demo)
+    cut, clean = [], []
+    for p in _clips(demo.dataset_dir):
+        rel = f"{p.parent.name}/{p.name}"
+        x = _read(p)
+        db = _db50(x)
+        end = db[-1] if x.size % 160 == 0 else _db50(x[-800:])[0]
+        margin = end - db.max()  # last 50 ms against the loudest 50 ms
+        kind = rows.get(rel, {}).get("defect", "clean")
+        if kind == "cutoff":
+            cut.append(margin)
+            assert x.size == 16000
+        elif kind == "clean":
+            clean.append(margin)
+    assert len(cut) >= 5 and len(clean) >= 20
+    assert min(cut) > -15.0, sorted(cut)[:3]
+    assert max(clean) < -18.0, sorted(clean)[-3:]
+
+
+def test_synth_noise_only_clips_have_no_speech_pattern(demo):
+    rows = _defects(demo)
+    for p in _clips(demo.dataset_dir):
+        rel = f"{p.parent.name}/{p.name}"
+        db = _db50(_read(p))
+        spread = db.max() - np.percentile(db, 5)  # speech rises far above its own pauses; noise does not
+        kind = rows.get(rel, {}).get("defect", "clean")
+        if kind == "noise_only":
+            assert spread < 10.0, (rel, spread)
+        elif kind in ("clean", "mislabeled", "multiple_words"):
+            assert spread > 15.0, (rel, spread)
+
+
+def test_synth_split_lists_follow_the_hashing_rule(demo):
+    root = demo.dataset_dir
+    val = (root / "validation_list.txt").read_text().splitlines()
+    test = (root / "testing_list.txt").read_text().splitlines()
+    assert val == sorted(val) and test == sorted(test)
+    listed = {**{p: "validation" for p in val}, **{p: "test" for p in test}}
+    speaker_split: dict[str, set[str]] = {}
+    for p in _clips(root):
+        rel = f"{p.parent.name}/{p.name}"
+        split = listed.get(rel, "train")
+        assert split == which_set(rel), rel
+        speaker_split.setdefault(p.name[:8], set()).add(split)
+    assert all(len(s) == 1 for s in speaker_split.values()), speaker_split
+    # 3 speakers: one per split, so every split has clips
+    assert sorted(next(iter(s)) for s in speaker_split.values()) == ["test", "train", "validation"]
+    assert demo.split_speakers == {"train": 1, "validation": 1, "test": 1}
+
+
+def test_synth_which_set_agrees_with_ml_speech_commands():
+    from ml import speech_commands
+
+    names = [f"{i:08x}_nohash_{i % 5}.wav" for i in range(0, 2**32, 2**32 // 997)]
+    assert [which_set(n) for n in names] == [speech_commands.which_set(n) for n in names]
+    assert which_set("c53b335a_nohash_1.wav") == which_set("c53b335a_nohash_4.wav")
+
+
+def test_synth_refuses_to_overwrite_and_rejects_bad_input(demo, tmp_path):
+    before = demo.defects_csv.read_bytes()
+    with pytest.raises(FileExistsError):
+        synthesize(demo.out_dir, **KW)
+    assert demo.defects_csv.read_bytes() == before
+    with pytest.raises(ValueError, match="not allowed"):
+        synthesize(tmp_path / "x", words=["yes", "banana"], speakers=1)
+    with pytest.raises(ValueError):
+        synthesize(tmp_path / "y", speakers=0)
+
+
+def test_cli_synth_writes_and_prints_summary(tmp_path):
+    from app.cli import app
+
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["synth", str(out), "--speakers", "1", "--repeats", "1", "--seed", "3",
+                                      "--noise-seconds", "1", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "35 clips" in result.output and "defects.csv" in result.output
+    assert len(_clips(out / "speech_commands")) == 35
+    again = CliRunner().invoke(app, ["synth", str(out), "--speakers", "1"])
+    assert again.exit_code == 1 and "--force" in again.output
