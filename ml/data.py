@@ -153,7 +153,7 @@ class DeviceWaves:
     """The int16 waveform array resident on the device; ``batch(idx)`` -> float (B, L) in [-1, 1)."""
 
     def __init__(self, waves: np.ndarray, device: torch.device):
-        self.waves = torch.from_numpy(np.ascontiguousarray(waves)).to(device)  # (N, L) int16
+        self.waves = torch.from_numpy(np.array(waves)).to(device)  # (N, L) int16; copied off the memory map
         self.device = device
 
     def __len__(self) -> int:

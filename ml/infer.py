@@ -71,7 +71,7 @@ def predict(model: nn.Module, waves, device: torch.device, batch_size: int = 512
         if isinstance(waves, DeviceWaves):
             x = waves.batch(torch.arange(start, stop))
         else:
-            chunk = np.ascontiguousarray(waves[start:stop])
+            chunk = np.array(waves[start:stop])  # a writable copy of the (memory-mapped) rows
             x = torch.from_numpy(chunk).to(device, non_blocking=True).float().mul_(1.0 / 32768.0)
         with autocast_for(device, amp):
             emb = model.embed(x)  # (B, D)
