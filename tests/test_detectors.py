@@ -1,0 +1,170 @@
+"""Each detector of ``ml.analysis`` on small constructed cases: a word cut at the end (real WAVs), a
+clip filed under the wrong word, a pair of identical clips, one obvious outlier, an error cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+
+from ml.analysis.clusters import cluster_embeddings, rank_clusters
+from ml.analysis.cutoff import CUTOFF_THRESHOLD, cutoff_scores
+from ml.analysis.describe import describe_group
+from ml.analysis.label_issues import find_label_issues
+from ml.analysis.neighbors import OUTLIER_Z, duplicate_of, duplicate_pairs, knn_cosine, outlier_scores
+from ml.analysis.signal import signal_stats
+from tests.conftest import tone, write_wav
+
+
+def _word(start: float, stop: float, seed: int) -> np.ndarray:
+    """A "word": a voiced-like harmonic burst with a little background noise, 1 s at 16 kHz."""
+    rng = np.random.default_rng(seed)
+    x = tone(1.0, 180, start=start, stop=stop, amp=0.25) + tone(1.0, 360, start=start, stop=stop, amp=0.1)
+    return (x + rng.normal(0, 0.002, x.size)).astype(np.float32)
+
+
+def _stats(paths):
+    cols = {k: [] for k in ("end_energy_db", "trail_silence_ms", "lead_silence_ms", "duration_s", "cutoff_signal")}
+    for p in paths:
+        x, sr = sf.read(str(p), dtype="float32")
+        s = signal_stats(x, sr)
+        for k in cols:
+            cols[k].append(getattr(s, k))
+    return {k: np.asarray(v) for k, v in cols.items()}
+
+
+def test_cutoff_score_flags_a_word_cut_at_the_end(tmp_path):
+    clean = [write_wav(tmp_path / f"clean{i}.wav", _word(0.2 + 0.05 * i, 0.65 + 0.05 * i, i)) for i in range(4)]
+    cut = write_wav(tmp_path / "cut.wav", _word(0.45, 1.0, 9))  # the word runs into the clip's end
+    late = write_wav(tmp_path / "late.wav", _word(0.9, 1.0, 10))  # starts 100 ms before the end
+    st = _stats([*clean, cut, late])
+    agree = np.array([1, 1, 1, 1, 1, 0], dtype=bool)
+    conf = np.array([0.95, 0.9, 0.97, 0.92, 0.9, 0.4])
+    ev = cutoff_scores(st["end_energy_db"], st["trail_silence_ms"], st["lead_silence_ms"], st["duration_s"],
+                       st["cutoff_signal"], agree=agree, confidence=conf)
+    assert ev.score.shape == (6,)
+    assert ((ev.score >= 0) & (ev.score <= 1)).all()
+    assert (ev.score[:4] < CUTOFF_THRESHOLD).all(), ev.score
+    assert ev.score[4] >= CUTOFF_THRESHOLD and ev.score[5] >= CUTOFF_THRESHOLD, ev.score
+    # Model evidence raises the score of a clip whose signal already says cut off.
+    unsure = cutoff_scores(st["end_energy_db"][4:5], st["trail_silence_ms"][4:5], st["lead_silence_ms"][4:5],
+                           st["duration_s"][4:5], st["cutoff_signal"][4:5], agree=np.array([False]),
+                           confidence=np.array([0.3]))
+    assert unsure.score[0] > ev.score[4]
+
+
+def test_cutoff_score_ignores_disagreement_without_signal_evidence():
+    n = 3
+    ev = cutoff_scores(np.full(n, -60.0), np.full(n, 300.0), np.full(n, 200.0), np.ones(n), np.zeros(n, bool),
+                       agree=np.zeros(n, bool), confidence=np.full(n, 0.2))
+    assert (ev.score == 0).all()
+
+
+def _confident_probs(true: np.ndarray, k: int, rng) -> np.ndarray:
+    logits = rng.normal(0, 0.5, (true.size, k))
+    logits[np.arange(true.size), true] += 4.0
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def test_label_issues_find_a_clip_filed_under_the_wrong_word():
+    rng = np.random.default_rng(0)
+    true = np.repeat(np.arange(4), 25)
+    given = true.copy()
+    given[7] = 2  # a word-0 clip filed under word 2
+    probs = _confident_probs(true, 4, rng)
+    li = find_label_issues(given, probs)
+    assert li.issue[7]
+    assert li.suggested[7] == 0
+    assert li.issue.sum() <= 2
+    assert li.quality[7] == li.quality.min()
+
+
+def test_label_issues_handle_classes_nobody_is_filed_under():
+    rng = np.random.default_rng(1)
+    true = np.repeat(np.array([0, 1, 3]), 20)  # class 2 exists in the model, not in the labels
+    given = true.copy()
+    given[3] = 1
+    li = find_label_issues(given, _confident_probs(true, 4, rng))
+    assert li.issue[3] and li.suggested[3] == 0
+    single = find_label_issues(np.zeros(5, int), _confident_probs(np.zeros(5, int), 3, rng))
+    assert not single.issue.any()
+
+
+def _blobs(n_per: int, k: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 1, (k, d)) * 4
+    lab = np.repeat(np.arange(k), n_per)
+    return (centers[lab] + rng.normal(0, 0.5, (lab.size, d))).astype(np.float32), lab
+
+
+def test_duplicates_find_a_pair_of_identical_clips():
+    x, _ = _blobs(20, 3, 16, 2)
+    x[41] = x[5]  # the same audio twice gives the same embedding
+    hashes = [f"h{i}" for i in range(len(x))]
+    hashes[41] = hashes[5]
+    g = knn_cosine(x, k=5)
+    pairs = duplicate_pairs(g, hashes)
+    assert pairs == [(5, 41, pairs[0][2], True)]
+    assert pairs[0][2] > 0.999
+    dup = duplicate_of(len(x), pairs)
+    assert dup[41] == 5 and (np.delete(dup, 41) == -1).all()
+    # The content hash alone confirms copies even when the embeddings differ a little.
+    hashes2 = [f"h{i}" for i in range(len(x))]
+    hashes2[10] = hashes2[50]
+    assert (10, 50, 1.0, True) in duplicate_pairs(knn_cosine(x, k=5), hashes2)
+
+
+def test_outliers_rank_one_obvious_outlier_first():
+    x, _ = _blobs(30, 4, 16, 3)
+    x[17] = -x[17] * 3 + 20  # far from every blob
+    g = knn_cosine(x, k=10)
+    score, z = outlier_scores(g)
+    assert int(np.argmax(z)) == 17
+    assert z[17] >= OUTLIER_Z
+    assert (np.delete(z, 17) < OUTLIER_Z).all()
+    assert 0 <= score.min() and score.max() <= 1 and score[17] == score.max()
+
+
+def test_knn_excludes_self_and_matches_exact_search_when_approximate():
+    x, _ = _blobs(150, 4, 8, 4)
+    exact = knn_cosine(x, k=5)
+    assert not (exact.idx == np.arange(len(x))[:, None]).any()
+    approx = knn_cosine(x, k=5, exact_max=10, seed=0)  # force pynndescent
+    assert not (approx.idx == np.arange(len(x))[:, None]).any()
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact.idx, approx.idx, strict=True)])
+    assert overlap > 0.9
+
+
+def test_error_cluster_ranks_the_disagreeing_blob_first_and_says_cut_off():
+    x, lab = _blobs(60, 4, 16, 5)
+    n = len(x)
+    clusters = cluster_embeddings(x, min_cluster_size=20)
+    assert len(set(clusters.tolist()) - {-1}) == 4
+    agree = np.ones(n, bool)
+    bad = lab == 2
+    agree[bad] = np.arange(n)[bad] % 5 == 0  # blob 2: 80% disagree
+    agree[(lab == 0) & (np.arange(n) % 10 == 0)] = False  # blob 0: 10% disagree
+    ranked = rank_clusters(clusters, ~agree)
+    assert len(ranked) == 1
+    top = ranked[0]
+    assert set(top.members.tolist()) == set(np.flatnonzero(bad).tolist())
+    end_db = np.where(bad, -3.0, -55.0)
+    signal = {"end_energy_db": end_db, "trail_silence_ms": np.where(bad, 0.0, 250.0),
+              "lead_silence_ms": np.full(n, 200.0), "rms_dbfs": np.full(n, -25.0)}
+    labels = np.array(["yes", "no", "up", "down"])[lab]
+    preds = np.where(agree, labels, "off")
+    d = describe_group(top.members, labels, preds, agree, signal, np.where(bad, 0.8, 0.0), 0.5,
+                       np.zeros(n, bool), labels)
+    assert d.reason == "cutoff"
+    assert "60 clips" in d.text and "80% disagree" in d.text and "energy still high at the end" in d.text
+    assert "likely cut off" in d.text and "'up'" in d.text
+
+
+def test_cluster_embeddings_subsample_assigns_every_point():
+    x, lab = _blobs(400, 3, 8, 6)
+    clusters = cluster_embeddings(x, min_cluster_size=30, max_fit=300)
+    assert clusters.shape == (1200,)
+    # Each blob ends up (almost entirely) in one cluster.
+    for b in range(3):
+        vals, counts = np.unique(clusters[lab == b], return_counts=True)
+        assert counts.max() / counts.sum() > 0.95 and vals[np.argmax(counts)] >= 0
