@@ -81,6 +81,15 @@ def install_error_handlers(app: FastAPI) -> None:
                         "this is a bug in earmark; the server log has the traceback", 500)
 
 
+async def drop_empty_params(request: Request, call_next):
+    """Treat ``?a=&b=1`` as ``?b=1``: an empty field of a GET form means "not given", not a bad value."""
+    raw = request.scope.get("query_string", b"")
+    if raw and (b"=&" in raw or raw.endswith(b"=")):
+        pairs = [p for p in raw.split(b"&") if p and not p.endswith(b"=")]
+        request.scope["query_string"] = b"&".join(pairs)
+    return await call_next(request)
+
+
 def include_routes(app: FastAPI) -> list[dict]:
     """Include every ``app.web.routes`` module with a ``router``; returns the nav entries, sorted."""
     nav = []
@@ -124,7 +133,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.state.nav = include_routes(app)
     install_error_handlers(app)
-    app.middleware("http")(guard)
+    app.middleware("http")(drop_empty_params)
+    app.middleware("http")(guard)  # added last, so it runs first
     return app
 
 
