@@ -71,12 +71,13 @@ def show_compare(request: Request, session: SessionDep, current: OptionalRunDep,
                  split: SplitQ = None, kind: KindQ = "fixed", page: Annotated[int, Query(ge=1, le=100_000)] = 1):
     """The compare page (see the module doc for the defaults)."""
     runs = _complete_runs(session)
+    explicit = bool(a or b)
     if not b and not a and current is not None and current.status == "complete":
         b = str(current.id)
     try:
         run_a, run_b = cmp.pick_runs(session, a, b)
     except EarmarkError as exc:
-        if a or b:
+        if explicit:
             raise
         return render(request, "compare.html", run=current, problem=exc, complete_runs=runs, result=None)
     result = cmp.compare_runs(session, run_a, run_b)
