@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from ml.speech_commands import which_set
 from tests.conftest import tone, write_wav
@@ -17,6 +19,15 @@ def clip(seed: int, seconds: float = 0.5) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return tone(seconds, freq=200 + 7 * seed, amp=0.3, start=0.05, stop=seconds * 0.8) + \
         rng.normal(0, 0.002, int(seconds * 16000)).astype(np.float32)
+
+
+def write_wav_fast(path: Path, x: np.ndarray, sample_rate: int = 16000) -> Path:
+    """Like ``write_wav`` but encodes in memory first: libsndfile's own file writes are slow here."""
+    buf = io.BytesIO()
+    sf.write(buf, x, sample_rate, subtype="PCM_16", format="WAV")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
+    return path
 
 
 def make_training_layout(root: Path, words=("yes", "no", "up"), speakers=SPEAKERS, per_speaker: int = 1,

@@ -1,0 +1,282 @@
+"""app.pipeline.ingest and `earmark ingest`, on real WAV files, against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from app.errors import Conflict, EarmarkError, NotFound
+from app.pipeline.common import resolve_dataset
+from app.pipeline.ingest import ingest
+from app.store.models import Clip, Dataset, Reject, Run
+from tests.conftest import tone, write_wav
+from tests.ingest_helpers import (
+    clip,
+    make_folder_layout,
+    make_test_archive,
+    make_training_layout,
+    write_wav_fast,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _clips(store, dataset_id: int) -> dict[str, Clip]:
+    with store.sessions() as s:
+        return {c.path: c for c in s.scalars(select(Clip).where(Clip.dataset_id == dataset_id))}
+
+
+def _count(store, model) -> int:
+    with store.sessions() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_ingest_shared_sample_splits_speakers_no_leakage(store, shared_sample):
+    rep = ingest(store.settings, shared_sample, name="sample")
+    assert rep.splits == {"train": 205, "validation": 44, "test": 51}
+    assert rep.n_speakers == 41 and rep.n_clips == 300 and rep.n_rejects == 0
+    assert not rep.has_leakage and rep.leakage["counts"] == {
+        "files_in_several_splits": 0, "speakers_in_several_splits": 0, "identical_audio_across_splits": 0}
+    assert rep.layout == "speech_commands" and rep.split_source == "lists" and len(rep.labels) == 30
+    assert rep.list_stats["listed_missing"]["validation"] > 6000
+    with store.sessions() as s:
+        ds = resolve_dataset(s, "sample")
+        assert ds.status == "ready" and ds.n_clips == 300 and ds.root == str(shared_sample.resolve())
+        assert ds.leakage["counts"]["speakers_in_several_splits"] == 0
+    clips = _clips(store, rep.dataset_id)
+    c = clips["yes/" + sorted(p.name for p in (shared_sample / "yes").glob("*.wav"))[0]]
+    assert c.label == c.word == "yes" and c.sample_rate == 16000 and c.channels == 1
+    assert len(c.content_hash) == 40 and c.speaker and c.utterance is not None
+    assert all(0.7 <= x.duration_s <= 1.0 and x.n_samples == round(x.duration_s * 16000) for x in clips.values())
+    assert all(-80 < x.rms_dbfs < 0 and 0 < x.peak <= 1 for x in clips.values())
+
+
+def _add_bad_files(root: Path) -> dict[str, str]:
+    bad = {
+        "yes/corrupt_nohash_0.wav": "unreadable",
+        "yes/empty_nohash_0.wav": "empty",
+        "yes/text_nohash_0.wav": "not_audio",
+        "no/lowrate_nohash_0.wav": "sample_rate",
+        "no/stereo_nohash_0.wav": "channels",
+        "up/long_nohash_0.wav": "too_long",
+    }
+    (root / "yes/corrupt_nohash_0.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x01" * 30)
+    (root / "yes/empty_nohash_0.wav").write_bytes(b"")
+    (root / "yes/text_nohash_0.wav").write_text("I am a text file\n")
+    write_wav(root / "no/lowrate_nohash_0.wav", tone(1.0, sample_rate=8000), sample_rate=8000)
+    write_wav(root / "no/stereo_nohash_0.wav", np.stack([tone(0.5), tone(0.5)], axis=1))
+    write_wav(root / "up/long_nohash_0.wav", tone(1.5))
+    return bad
+
+
+def test_ingest_rejects_each_bad_file_and_keeps_the_rest(store, tmp_path):
+    root = tmp_path / "ds"
+    good = make_training_layout(root)
+    bad = _add_bad_files(root)
+    rep = ingest(store.settings, root, name="with-bad")
+    assert rep.n_clips == len(good) and rep.n_rejects == len(bad)
+    assert {r: info["count"] for r, info in rep.rejects.items()} == {r: 1 for r in bad.values()}
+    for path, reason in bad.items():
+        assert [e["path"] for e in rep.rejects[reason]["examples"]] == [path]
+    with store.sessions() as s:
+        rows = s.execute(select(Reject.path, Reject.reason).where(Reject.dataset_id == rep.dataset_id)).all()
+        assert dict(rows) == bad
+        assert s.get(Dataset, rep.dataset_id).n_rejects == len(bad)
+    assert sorted(_clips(store, rep.dataset_id)) == sorted(good)
+    assert rep.n_noise_files == 1
+    with store.sessions() as s:
+        assert s.get(Dataset, rep.dataset_id).noise_files == ["_background_noise_/white_noise.wav"]
+
+
+def test_ingest_reingest_is_idempotent_and_keeps_runs(store, tmp_path):
+    root = tmp_path / "ds"
+    make_training_layout(root)
+    first = ingest(store.settings, root, name="idem")
+    ids = {p: c.id for p, c in _clips(store, first.dataset_id).items()}
+    with store.sessions() as s:
+        s.add(Run(dataset_id=first.dataset_id, name="r1", model="melcnn", status="complete"))
+        s.commit()
+    again = ingest(store.settings, root, name="idem")
+    assert again.unchanged and again.dataset_id == first.dataset_id
+    assert {p: c.id for p, c in _clips(store, first.dataset_id).items()} == ids
+    assert _count(store, Dataset) == 1 and _count(store, Clip) == len(ids) and _count(store, Run) == 1
+    assert again.splits == first.splits and again.n_speakers == first.n_speakers
+
+    # a changed folder is merged by path: kept clips keep their ids, new ones appear, removed ones go
+    (root / "yes/0a7c2a8d_nohash_0.wav").unlink()
+    write_wav(root / "yes/0a7c2a8d_nohash_5.wav", clip(777))
+    merged = ingest(store.settings, root, name="idem")
+    assert not merged.unchanged and merged.dataset_id == first.dataset_id
+    now = {p: c.id for p, c in _clips(store, first.dataset_id).items()}
+    assert "yes/0a7c2a8d_nohash_0.wav" not in now and "yes/0a7c2a8d_nohash_5.wav" in now
+    assert all(now[p] == i for p, i in ids.items() if p in now)
+    assert len(now) == len(ids) and _count(store, Dataset) == 1 and _count(store, Run) == 1
+
+
+def test_ingest_official_test_archive_keeps_the_word(store, tmp_path):
+    make_test_archive(tmp_path / "test_set")
+    rep = ingest(store.settings, tmp_path / "test_set")
+    assert rep.name == "test_set" and rep.layout == "test_archive" and rep.split_source == "archive"
+    assert rep.splits == {"train": 0, "validation": 0, "test": 11}
+    clips = _clips(store, rep.dataset_id)
+    assert (clips["_unknown_/bed_3d6e1f40_nohash_1.wav"].label, clips["_unknown_/bed_3d6e1f40_nohash_1.wav"].word,
+            clips["_unknown_/bed_3d6e1f40_nohash_1.wav"].speaker) == ("_unknown_", "bed", "3d6e1f40")
+    assert clips["_silence_/silence_0.wav"].word == "_silence_"
+    assert rep.labels == ["_silence_", "_unknown_", "no", "yes"]
+
+
+def test_ingest_plain_folders_split_by_hash(sqlite_store, tmp_path):
+    paths = make_folder_layout(tmp_path / "pets")
+    rep = ingest(sqlite_store.settings, tmp_path / "pets", name="pets")
+    assert rep.layout == "folders" and rep.split_source == "hash" and rep.n_clips == len(paths)
+    assert rep.leakage["counts"]["speakers_in_several_splits"] == 0
+
+
+def test_ingest_reports_and_stores_leakage(sqlite_store, tmp_path):
+    root = tmp_path / "leaky"
+    make_training_layout(root, lists=False, noise=False)
+    shutil.copy(root / "yes/0a7c2a8d_nohash_0.wav", root / "up/7fffffff_nohash_0.wav")  # same audio
+    (root / "validation_list.txt").write_text("yes/0a7c2a8d_nohash_0.wav\nno/1b4c9b89_nohash_0.wav\n")
+    (root / "testing_list.txt").write_text("no/1b4c9b89_nohash_0.wav\n")
+    rep = ingest(sqlite_store.settings, root, name="leaky")
+    counts = rep.leakage["counts"]
+    assert rep.has_leakage
+    assert rep.leakage["files_in_several_splits"] == ["no/1b4c9b89_nohash_0.wav"] and counts["files_in_several_splits"] == 1
+    spk = {d["speaker"]: d["splits"] for d in rep.leakage["speakers_in_several_splits"]}
+    assert spk["0a7c2a8d"] == ["train", "validation"] and spk["1b4c9b89"] == ["test", "train"]
+    same = rep.leakage["identical_audio_across_splits"]
+    assert counts["identical_audio_across_splits"] == 1
+    assert same[0]["paths"] == ["up/7fffffff_nohash_0.wav", "yes/0a7c2a8d_nohash_0.wav"]
+    with sqlite_store.sessions() as s:
+        assert s.get(Dataset, rep.dataset_id).leakage["counts"] == counts
+
+
+def test_ingest_pool_matches_inline(sqlite_store, tmp_path):
+    root = tmp_path / "many"
+    for i in range(450):
+        write_wav_fast(root / ("ab"[i % 2]) / f"{i:08x}_nohash_0.wav", clip(i, seconds=0.1))
+    (root / "a/broken_nohash_0.wav").write_text("nope")
+    inline = ingest(sqlite_store.settings, root, name="inline", workers=1)
+    pooled = ingest(sqlite_store.settings, root, name="pooled", workers=2)
+    assert inline.n_clips == pooled.n_clips == 450 and inline.rejects.keys() == pooled.rejects.keys() == {"not_audio"}
+
+    def rows(ds_id):
+        return {p: (c.split, c.content_hash, c.rms_dbfs, c.end_energy_db, c.cutoff_signal)
+                for p, c in _clips(sqlite_store, ds_id).items()}
+    assert rows(inline.dataset_id) == rows(pooled.dataset_id)
+
+
+def test_ingest_cleans_up_a_stale_ingesting_row(store, tmp_path):
+    make_training_layout(tmp_path / "ds")
+    with store.sessions() as s:
+        s.add(Dataset(name="stale", root="/gone", layout="speech_commands", status="ingesting",
+                      list_stats={"ingest_owner": {"host": "elsewhere", "pid": 1}}))
+        s.commit()
+        with pytest.raises(NotFound):
+            resolve_dataset(s, "stale")
+    rep = ingest(store.settings, tmp_path / "ds", name="stale")
+    with store.sessions() as s:
+        assert s.scalars(select(Dataset.status).where(Dataset.name == "stale")).all() == ["ready"]
+        assert resolve_dataset(s, "stale").id == rep.dataset_id
+
+
+_KILL_SCRIPT = """
+import sys, time
+from pathlib import Path
+from app.config import Settings
+from app.pipeline.ingest import ingest
+def progress(stage, done, total):
+    print(stage, done, total, flush=True)
+    if stage == "decoding" and done >= 1024:
+        time.sleep(60)  # hold the write transaction open half-way, so the kill lands mid-ingest
+ingest(Settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2]), sys.argv[3], name="big",
+       progress=progress, workers=1)
+"""
+
+
+def test_ingest_killed_leaves_nothing_visible_and_reruns(store, tmp_path):
+    root = tmp_path / "big"
+    for i in range(2000):
+        write_wav_fast(root / ("abcd"[i % 4]) / f"{i:08x}_nohash_0.wav", clip(i, seconds=0.05))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILL_SCRIPT, str(store.settings.data_dir), store.url, str(root)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            if line.startswith("decoding") and int(line.split()[1]) >= 1024:
+                break
+            assert time.monotonic() < deadline
+        else:
+            pytest.fail(f"the ingest ended before it could be killed: {proc.stderr.read()}")
+        with store.sessions() as s:  # the reserved row is there, not ready
+            assert s.scalars(select(Dataset.status).where(Dataset.name == "big")).all() == ["ingesting"]
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    with store.sessions() as s:
+        with pytest.raises(NotFound):
+            resolve_dataset(s, "big")
+        with pytest.raises(NotFound):
+            resolve_dataset(s, None)
+        assert s.scalar(select(func.count()).select_from(Clip)) == 0  # the half-written clips rolled back
+    rep = ingest(store.settings, root, name="big")
+    assert rep.n_clips == 2000 and not rep.unchanged
+    assert _count(store, Dataset) == 1 and _count(store, Clip) == 2000
+
+
+def test_ingest_same_name_other_folder_conflicts(sqlite_store, tmp_path):
+    make_folder_layout(tmp_path / "one")
+    make_folder_layout(tmp_path / "two")
+    ingest(sqlite_store.settings, tmp_path / "one", name="pets")
+    with pytest.raises(Conflict) as err:
+        ingest(sqlite_store.settings, tmp_path / "two", name="pets")
+    assert "--name" in err.value.hint
+
+
+def test_ingest_missing_empty_and_all_bad_folders_give_clear_errors(sqlite_store, tmp_path):
+    with pytest.raises(EarmarkError) as err:
+        ingest(sqlite_store.settings, tmp_path / "nope")
+    assert "no such folder" in err.value.title and "earmark download" in err.value.hint
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EarmarkError) as err:
+        ingest(sqlite_store.settings, tmp_path / "empty")
+    assert "no audio data set" in err.value.title and err.value.hint
+    write_wav(tmp_path / "slow" / "cls" / "a_nohash_0.wav", tone(0.5, sample_rate=8000), sample_rate=8000)
+    with pytest.raises(EarmarkError) as err:
+        ingest(sqlite_store.settings, tmp_path / "slow")
+    assert "--sample-rate" in err.value.hint
+    assert _count(sqlite_store, Dataset) == 0
+    rep = ingest(sqlite_store.settings, tmp_path / "slow", sample_rate=8000)
+    assert rep.n_clips == 1
+
+
+def test_cli_ingest_prints_the_summary(sqlite_store, tmp_path, shared_sample):
+    from app.cli import app
+
+    env = {"EARMARK_DATA_DIR": str(sqlite_store.settings.data_dir), "EARMARK_DATABASE_URL": sqlite_store.url}
+    root = tmp_path / "ds"
+    make_training_layout(root)
+    _add_bad_files(root)
+    res = CliRunner().invoke(app, ["ingest", str(root), "--name", "cli"], env=env)
+    assert res.exit_code == 0, res.output
+    for text in ("ingested cli", "train", "6 files rejected", "too_long", "up/long_nohash_0.wav", "leakage"):
+        assert text in res.output
+    res = CliRunner().invoke(app, ["ingest", str(shared_sample), "--name", "sample"], env=env)
+    assert res.exit_code == 0 and "205" in res.output and "leakage: none" in res.output
+    res = CliRunner().invoke(app, ["ingest", str(tmp_path / "missing")], env=env)
+    assert res.exit_code == 1 and "no such folder" in res.output and "hint" in res.output
