@@ -15,6 +15,7 @@ Only ``urllib`` is used: no new dependencies.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import re
@@ -114,7 +115,7 @@ def _fetch(url: str, part: Path, progress: Progress) -> tuple[int, int, int | No
                     fh.write(block)
                     done += len(block)
                     progress("downloading", done, total or 0)
-            except (OSError, urllib.error.URLError) as exc:
+            except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
                 raise EarmarkError("the download was interrupted", detail=str(exc),
                                    hint="re-run the same command to resume it") from None
     return resumed_from, done - start, total

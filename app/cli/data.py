@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -53,11 +54,11 @@ def ingest(
 def print_report(report) -> None:
     """Print an ``IngestReport``: clips per split, speakers, rejects, list stats and leakage."""
     if report.unchanged:
-        console.print(f"[green]unchanged:[/] {report.name} (id {report.dataset_id}) is already up to date; "
+        console.print(f"[green]unchanged:[/] {escape(report.name)} (id {report.dataset_id}) is already up to date; "
                       "kept as is, so its runs stay valid.")
     else:
-        console.print(f"[green]ingested[/] {report.name} (id {report.dataset_id}) from {report.root} "
-                      f"in {report.seconds:.1f} s ({report.clips_per_s:,.0f} files/s)")
+        console.print(f"[green]ingested[/] {escape(report.name)} (id {report.dataset_id}) from {escape(report.root)} "
+                      f"in {report.seconds:.1f} s ({report.clips_per_s:,.0f} files/s)", soft_wrap=True)
     console.print(f"layout: {report.layout}; splits from: {report.split_source}; {len(report.labels)} labels; "
                   f"{report.n_noise_files} background-noise files")
     table = Table("split", "clips", "speakers")
@@ -72,9 +73,9 @@ def print_report(report) -> None:
     if report.rejects:
         console.print(f"[yellow]{report.n_rejects:,} files rejected[/] (stored; nothing else was lost):")
         for reason, info in report.rejects.items():
-            console.print(f"  {reason}: {info['count']:,}")
+            console.print(f"  {escape(reason)}: {info['count']:,}")
             for ex in info["examples"]:
-                console.print(f"    {ex['path']}  [dim]{ex['detail']}[/]")
+                console.print(f"    {escape(ex['path'])}  [dim]{escape(ex['detail'])}[/]", soft_wrap=True)
     else:
         console.print("no files rejected")
     counts = report.leakage.get("counts") or {}
@@ -85,7 +86,7 @@ def print_report(report) -> None:
                            ("identical_audio_across_splits", "identical audio in different splits")):
             items = report.leakage.get(key) or []
             shown = ", ".join(_leak_item(i) for i in items[:5])
-            console.print(f"  {label}: {counts.get(key, 0):,}" + (f"  e.g. {shown}" if shown else ""))
+            console.print(f"  {label}: {counts.get(key, 0):,}" + (f"  e.g. {escape(shown)}" if shown else ""), soft_wrap=True)
     else:
         console.print("leakage: none (no file, speaker or identical audio in more than one split)")
     dups = report.leakage.get("duplicate_audio", 0)
@@ -128,10 +129,10 @@ def download_speech_commands(
                 bar.update(ex, description=f"extracting: {done:,} files")
 
         result = run_download(version, to, base_url=base_url, progress=on_progress, sha256=sha256)
-    console.print(f"[green]ready:[/] {result.folder}")
-    console.print(f"archive {result.archive} sha256 {result.sha256}")
+    console.print(f"[green]ready:[/] {escape(str(result.folder))}", soft_wrap=True)
+    console.print(f"archive {escape(str(result.archive))} sha256 {result.sha256}", soft_wrap=True)
     console.print(f"verified by: {', '.join(result.verified_by) or 'nothing (already extracted)'}"
                   + ("" if "sha256" in result.verified_by else "; pass --sha256 to pin the checksum"))
     if result.resumed_from:
         console.print(f"resumed from byte {result.resumed_from:,}")
-    console.print(f"next: earmark ingest {result.folder} --name speech-commands-{version}")
+    console.print(f"next: earmark ingest {escape(str(result.folder))} --name speech-commands-{version}", soft_wrap=True)
