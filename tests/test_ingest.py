@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -188,6 +189,26 @@ def test_ingest_cleans_up_a_stale_ingesting_row(store, tmp_path):
     with store.sessions() as s:
         assert s.scalars(select(Dataset.status).where(Dataset.name == "stale")).all() == ["ready"]
         assert resolve_dataset(s, "stale").id == rep.dataset_id
+
+
+def test_ingest_refuses_while_another_live_ingest_holds_the_name(sqlite_store, tmp_path):
+    from app.pipeline.ingest import _process_identity
+
+    make_folder_layout(tmp_path / "ds")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = {"host": socket.gethostname(), "pid": sleeper.pid, "start": _process_identity(sleeper.pid)}
+        with sqlite_store.sessions() as s:
+            s.add(Dataset(name="busy", root="/x", layout="folders", status="ingesting",
+                          list_stats={"ingest_owner": owner}))
+            s.commit()
+        with pytest.raises(Conflict) as err:
+            ingest(sqlite_store.settings, tmp_path / "ds", name="busy")
+        assert "being ingested" in err.value.title
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert ingest(sqlite_store.settings, tmp_path / "ds", name="busy").n_clips == 12  # owner gone: row is stale
 
 
 _KILL_SCRIPT = """

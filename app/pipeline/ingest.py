@@ -102,14 +102,34 @@ def _fingerprint(layout: Layout, sample_rate: int, max_samples: int | None) -> s
     return h.hexdigest()
 
 
-def _pid_alive(pid: int) -> bool:
+def _process_identity(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (so a recycled pid is not mistaken for it); None if it is gone."""
     try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return None if fields[0] == b"Z" else fields[19].decode()  # state; starttime (field 22)
+    except (OSError, IndexError):
+        pass
+    try:  # no /proc: fall back to "does the pid exist"
         os.kill(pid, 0)
     except ProcessLookupError:
+        return None
+    except (PermissionError, OSError):
+        pass
+    return "?"
+
+
+def _owner() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_identity(os.getpid())}
+
+
+def _owner_alive(owner: dict) -> bool:
+    """True when the process that started an unfinished ingest is still running (same host only)."""
+    pid = owner.get("pid")
+    if owner.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
         return False
-    except PermissionError:
-        return True
-    return True
+    now = _process_identity(pid)
+    return now is not None and (now == "?" or owner.get("start") in (None, "?", now))
 
 
 def _claim(session: Session, name: str, root: Path, layout: Layout, fingerprint: str) -> tuple[Dataset, bool]:
@@ -117,8 +137,7 @@ def _claim(session: Session, name: str, root: Path, layout: Layout, fingerprint:
     ds = session.scalars(select(Dataset).where(Dataset.name == name)).first()
     if ds is not None and ds.status != "ready":
         owner = (ds.list_stats or {}).get("ingest_owner") or {}
-        if (owner.get("host") == socket.gethostname() and owner.get("pid") not in (None, os.getpid())
-                and _pid_alive(int(owner["pid"]))):
+        if _owner_alive(owner):
             raise Conflict(f"data set {name!r} is being ingested right now (process {owner['pid']})",
                            hint="wait for that ingest to finish, or ingest under another --name")
         log.info("removing the unfinished data set %r (id %s) left by an interrupted ingest", name, ds.id)
@@ -135,7 +154,7 @@ def _claim(session: Session, name: str, root: Path, layout: Layout, fingerprint:
         return ds, False
     ds = Dataset(name=name, root=str(root), layout=layout.kind, status="ingesting",
                  split_source=layout.split_source,
-                 list_stats={"ingest_owner": {"host": socket.gethostname(), "pid": os.getpid()},
+                 list_stats={"ingest_owner": _owner(),
                              "fingerprint": fingerprint})
     session.add(ds)
     session.commit()  # reserve the name; readers ignore it until 'ready'
