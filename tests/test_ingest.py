@@ -284,6 +284,10 @@ def test_ingest_missing_empty_and_all_bad_folders_give_clear_errors(sqlite_store
     assert _count(sqlite_store, Dataset) == 0
     rep = ingest(sqlite_store.settings, tmp_path / "slow", sample_rate=8000)
     assert rep.n_clips == 1
+    for bad_name in ("42", "latest", "x" * 201, "a\nb", "  "):
+        with pytest.raises(EarmarkError):
+            ingest(sqlite_store.settings, tmp_path / "slow", name=bad_name, sample_rate=8000)
+    assert _count(sqlite_store, Dataset) == 1
 
 
 def test_cli_ingest_prints_the_summary(sqlite_store, tmp_path, shared_sample):

@@ -178,9 +178,10 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
         raise EarmarkError(f"{root} is not a folder", hint="point at the data set folder, which holds one "
                            "sub-folder per class (word)")
     root = root.resolve()
-    name = (name or root.name).strip()
-    if not name:
-        raise EarmarkError("the data set name is empty", hint="pass --name NAME")
+    name = _check_name((name or root.name).strip())
+    if sample_rate <= 0 or (max_seconds is not None and max_seconds <= 0):
+        raise EarmarkError("the sample rate and the longest clip must be positive",
+                           detail=f"sample rate {sample_rate}, max seconds {max_seconds}", status=422)
     report = progress or (lambda stage, done, total: None)
     report("scanning", 0, 1)
     try:
@@ -237,6 +238,19 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
             return out
     finally:
         _engine.dispose()
+
+
+def _check_name(name: str) -> str:
+    """A data set name users can type back: not empty, not a number or 'latest', no control characters."""
+    if not name:
+        raise EarmarkError("the data set name is empty", hint="pass --name NAME", status=422)
+    if len(name) > 200 or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise EarmarkError("the data set name is too long or holds control characters", detail=repr(name[:80]),
+                           hint="pass a short --name NAME", status=422)
+    if name.isdigit() or name == "latest":
+        raise EarmarkError(f"{name!r} cannot be a data set name: it would read as an id or as 'latest'",
+                           hint="pass another --name NAME", status=422)
+    return name
 
 
 def _drop(session: Session, dataset_id: int) -> None:
