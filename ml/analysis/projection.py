@@ -72,13 +72,18 @@ def umap_2d(x: np.ndarray, knn: KnnGraph | None = None, n_neighbors: int = N_NEI
     return np.asarray(out, dtype=np.float32)
 
 
-def warm_up() -> float:
-    """Compile UMAP's and pynndescent's numba kernels on a tiny input; returns the seconds it took."""
+def warm_up(approximate_knn: bool = True) -> float:
+    """Compile UMAP's (and, with ``approximate_knn``, pynndescent's) numba kernels on a tiny input.
+
+    Returns the seconds it took: the one-off cost of the first projection in a process.
+    """
     t0 = time.perf_counter()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 8)).astype(np.float32)
-    umap_2d(x, n_epochs=5)
-    from ml.analysis.neighbors import _approximate
+    from ml.analysis.neighbors import _approximate, _exact
 
-    _approximate(normalize(x), 5, seed=None)
+    if approximate_knn:
+        _approximate(normalize(x), 14, seed=None)
+    idx, sims = _exact(normalize(x), 14)
+    umap_2d(x, knn=KnnGraph(idx, sims), n_epochs=5)
     return time.perf_counter() - t0

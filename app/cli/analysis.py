@@ -1,0 +1,98 @@
+"""``earmark project``, ``earmark analyze`` and ``earmark flag-finding``: thin wrappers over the pipeline."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.cli import app
+from app.cli.common import console, settings, user_errors
+
+
+@contextmanager
+def _steps():
+    """A rich progress bar fed by the pipeline's ``progress(step, done, total)`` callback."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task("starting", total=1)
+
+        def update(step: str, done: int, total: int) -> None:
+            bar.update(task, description=step, completed=done, total=total)
+
+        yield update
+
+
+@app.command()
+def project(
+    run: str = typer.Option("latest", "--run", "-r", help="Run id or name, or 'latest'. Default: latest."),
+    seed: int = typer.Option(-1, help="UMAP seed; -1 (default) lets UMAP use both cores (not reproducible)."),
+    neighbors: bool = typer.Option(True, help="Also store each clip's 10 nearest clips (cosine). Default: on."),
+) -> None:
+    """UMAP the run's embeddings to 2-D for the cloud, and precompute each clip's nearest clips."""
+    from app.pipeline.project import project_run
+    from app.store.db import open_store
+
+    with user_errors():
+        _, sessions = open_store(settings())
+        with sessions() as session, _steps() as progress:
+            s = project_run(session, run, progress=progress, seed=None if seed < 0 else seed, neighbors=neighbors)
+    console.print(f"projected run {s.run_id}: {s.n_clips:,} clips; numba warm-up {s.warmup_s:.1f}s, "
+                  f"neighbours {s.neighbors_s:.1f}s, UMAP {s.umap_s:.1f}s, write {s.write_s:.1f}s")
+
+
+@app.command()
+def analyze(
+    run: str = typer.Option("latest", "--run", "-r", help="Run id or name, or 'latest'. Default: latest."),
+    seed: int = typer.Option(0, help="Seed for the clustering subsample and cleanlab ties. Default: 0."),
+) -> None:
+    """Run every detector (cut-off, label issues, error clusters, duplicates, outliers) and rank the findings."""
+    from app.pipeline.analyze import analyze_run
+    from app.store.db import open_store
+    from app.store.models import Finding
+
+    with user_errors():
+        _, sessions = open_store(settings())
+        with sessions() as session:
+            with _steps() as progress:
+                s = analyze_run(session, run, progress=progress, seed=seed)
+            findings = session.query(Finding).filter(Finding.run_id == s.run_id).order_by(Finding.rank).all()
+    console.print(f"analyzed run {s.run_id}: {s.n_clips:,} clips in {s.timings.get('total', 0):.1f}s; "
+                  f"{s.n_cutoff:,} look cut off, {s.n_label_issues:,} label issues, {s.n_clusters} clusters, "
+                  f"{s.n_duplicate_pairs:,} duplicate pairs")
+    console.print(f"label issues checked on {s.label_scope}")
+    table = Table("rank", "id", "kind", "clips", "score", "title")
+    for f in findings:
+        table.add_row(str(f.rank), str(f.id), f.kind, f"{f.n_clips:,}", f"{f.score:.1f}", f.title)
+    console.print(table)
+
+
+@app.command("flag-finding")
+def flag_finding_cmd(
+    finding: int = typer.Argument(None, help="Finding id (see `earmark analyze` or the Issues page)."),
+    run: str = typer.Option(None, "--run", "-r", help="With --top: run id or name, or 'latest'. Default: none."),
+    top: str = typer.Option(None, help="With --run: flag the best-ranked finding of this kind "
+                            "(cutoff, label, cluster, duplicate, outlier). Default: none."),
+    author: str = typer.Option("auto", help="Author recorded on the flags. Default: auto."),
+) -> None:
+    """Flag every clip of a finding with its reason and suggested label (author 'auto')."""
+    from app.errors import EarmarkError
+    from app.pipeline.analyze import flag_finding, top_finding
+    from app.store.db import open_store
+
+    with user_errors():
+        if (finding is None) == (top is None):
+            raise EarmarkError("give a finding id, or --run R --top KIND",
+                               hint="e.g. `earmark flag-finding 3` or `earmark flag-finding --run latest --top cutoff`")
+        _, sessions = open_store(settings())
+        with sessions() as session:
+            f = top_finding(session, run or "latest", top) if top else None
+            fid = f.id if f else finding
+            n = flag_finding(session, fid, author=author)
+            from app.pipeline.analyze import get_finding
+
+            f = get_finding(session, fid)
+            console.print(f"flagged {n:,} clips of finding {f.id} ({f.kind}: {f.title}) as "
+                          f"{f.reason or 'other'}")
