@@ -155,7 +155,7 @@
   }
 
   function wireFlagForms(root) {
-    root.querySelectorAll("form.flag-form").forEach((form) => {
+    root.querySelectorAll("form.flag-form[data-clip]").forEach((form) => {
       if (form.dataset.wired) return;
       form.dataset.wired = "1";
       form.addEventListener("submit", (ev) => {

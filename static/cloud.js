@@ -92,7 +92,7 @@
       data.push({ type: "scattergl", mode: "markers", name: c, x: idx.map((i) => cols.fx[i]),
         y: idx.map((i) => cols.fy[i]), text: hoverText(idx), hoverinfo: "text", showlegend: false,
         marker: { size: size, color: idx.map((i) => (col[i] / 255) * scale), colorscale: c === "confidence" ? "Viridis" : "YlOrRd",
-          reversescale: c === "confidence", showscale: true, colorbar: { title: { text: c }, thickness: 12 } } });
+          reversescale: c !== "confidence", showscale: true, colorbar: { title: { text: c }, thickness: 12 } } });
     }
     if (highlight) {
       const hi = idx.filter((i) => highlight.has(cols.clip_id[i]));
