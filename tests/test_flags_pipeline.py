@@ -6,12 +6,16 @@ import csv
 import io
 import json
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import soundfile as sf
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from app.cli import app as cli
 from app.errors import EarmarkError
 from app.pipeline import flags as fl
 from app.pipeline.relabel import CUTOFF_CLASS, corrected_labels, relabel_to_dir
@@ -274,3 +278,68 @@ def test_flags_json_export_is_one_flag_per_line(sqlite_store, tmp_path):
     doc = json.loads(text)
     assert doc["format"] == "earmark-flags" and len(doc["flags"]) == 5
     assert len(text.splitlines()) == 7 and HOSTILE in [f["note"] for f in doc["flags"]]
+
+
+def test_relabel_copies_across_devices(sqlite_store, tmp_path):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs a second file system (/dev/shm) to force a cross-device copy")
+    root = tmp_path / "src"
+    out = shm / f"earmark-relabel-test-{os.getpid()}"
+    try:
+        with sqlite_store.sessions() as s:
+            make_run(s, root, n_clips=10)
+            summary = relabel_to_dir(s, out)
+        assert (summary.linked, summary.copied) == (0, 10)
+        copied = next(out.rglob("*.wav"))
+        assert copied.stat().st_ino != (root / copied.relative_to(out)).stat().st_ino
+        assert copied.read_bytes() == (root / copied.relative_to(out)).read_bytes()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def test_relabel_refuses_unsafe_corrected_label(sqlite_store, tmp_path):
+    with sqlite_store.sessions() as s:
+        fx = make_run(s, tmp_path / "src", n_clips=10)
+        s.add(Flag(clip_id=fx.clip_ids[0], reason="mislabeled", corrected_label="../../escape"))
+        s.commit()
+        with pytest.raises(EarmarkError, match="cannot be folder names"):
+            relabel_to_dir(s, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
+
+
+def _cli(store, args):
+    env = {"EARMARK_DATABASE_URL": store.url, "EARMARK_DATA_DIR": str(store.settings.data_dir),
+           "EARMARK_USER": "cli-user", "COLUMNS": "200"}
+    return CliRunner().invoke(cli, args, env=env)
+
+
+def test_flags_cli_export_import_relabel(sqlite_store, tmp_path):
+    with sqlite_store.sessions() as s:
+        fx = make_run(s, tmp_path / "src", n_clips=30)
+        _seed(s, fx)
+        before = fl.export_flags(s, "csv")
+    out = _cli(sqlite_store, ["flags", "--reason", "mislabeled"])
+    assert out.exit_code == 0 and "5 flag(s)" in out.output and "says 'no'" in out.output
+    path = tmp_path / "flags.csv"
+    out = _cli(sqlite_store, ["export-flags", "--out", str(path)])
+    assert out.exit_code == 0 and path.read_bytes() == before.encode()
+    stdout = _cli(sqlite_store, ["export-flags", "--format", "json"])
+    assert json.loads(stdout.stdout)["flags"][0]["dataset"] == "fixture"
+    with sqlite_store.sessions() as s:
+        s.query(Flag).delete()
+        s.commit()
+    out = _cli(sqlite_store, ["import-flags", str(path)])
+    assert out.exit_code == 0 and "5 new flag(s)" in out.output
+    assert _cli(sqlite_store, ["export-flags"]).stdout_bytes == before.encode()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,reason\r\nnope.wav,cutoff\r\n")
+    out = _cli(sqlite_store, ["import-flags", str(bad)])
+    assert out.exit_code == 1 and "line 2: unknown clip path 'nope.wav'" in out.output
+    out = _cli(sqlite_store, ["import-flags", str(tmp_path / "missing.csv")])
+    assert out.exit_code == 1 and "cannot read" in out.output
+    out = _cli(sqlite_store, ["relabel", "--to", str(tmp_path / "fixed"), "--cutoff-policy", "exclude"])
+    assert out.exit_code == 0, out.output
+    assert "wrote 27 clips" in out.output and "left out: 3" in out.output
+    out = _cli(sqlite_store, ["relabel", "--to", str(tmp_path / "fixed")])
+    assert out.exit_code == 1 and "not an empty folder" in out.output

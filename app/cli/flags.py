@@ -56,8 +56,10 @@ def export_flags_cmd(
 
     with user_errors(), _sessions()() as s:
         text = export_flags(s, fmt, dataset)
-        if out is None:
-            sys.stdout.write(text)
+        if out is None:  # bytes, so the CSV's CRLF line ends survive on every platform
+            sys.stdout.flush()
+            sys.stdout.buffer.write(text.encode("utf-8"))
+            sys.stdout.buffer.flush()
             return
         tmp = out.with_name(out.name + ".partial")
         try:

@@ -41,6 +41,7 @@ CUTOFF_REASONS = ("cutoff", "noise_only", "multiple_words")
 POLICIES = ("class", "exclude")
 NOISE_DIR = "_background_noise_"
 MANIFEST = "relabel_manifest.csv"
+_SAFE_FOLDER = re.compile(r"[^/\\\x00]{1,100}")
 _NOHASH = re.compile(r"^(?P<speaker>.+)_nohash_(?P<n>\d+)$")
 
 
@@ -147,12 +148,6 @@ def relabel_to_dir(session: Session, out_dir: str | Path, dataset: str | int | N
                            detail="first: " + ", ".join(missing[:5]),
                            hint="restore the files or re-ingest the data set; nothing was written")
     summary = RelabelSummary(out_dir=str(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    state: dict = {}
     # Unmoved clips keep their names; moved ones are placed after them, renamed on a clash.
     plan: list[tuple[int, str, str, str, str, str | None]] = []  # id, source, label, new label, split, reason
     for cid, path, label, split in clips:
@@ -160,7 +155,17 @@ def relabel_to_dir(session: Session, out_dir: str | Path, dataset: str | int | N
             summary.excluded += 1
             continue
         plan.append((cid, path, label, label_map.get(cid, label), split, reasons.get(cid)))
+    bad = sorted({p[3] for p in plan if not _SAFE_FOLDER.fullmatch(p[3]) or p[3] in (".", "..")})
+    if bad:
+        raise EarmarkError(f"label(s) {', '.join(map(repr, bad))} cannot be folder names",
+                           hint="fix the corrected labels of those flags on the Flags page; nothing was written")
     plan.sort(key=lambda p: (p[0] in label_map, p[1]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    state: dict = {}
     taken: set[str] = set()
     lists: dict[str, list[str]] = {"validation": [], "test": []}
     manifest: list[tuple[str, str, str, str]] = []
