@@ -28,7 +28,7 @@ def serve(
         if not reload:
             from app.web.main import create_app
 
-            web_app = create_app(cfg)  # opens (and migrates) the store before binding
+            web_app = create_app(cfg, warm=True)  # opens (and migrates) the store before binding
     console.print(f"earmark on [bold]http://{host}:{port}/[/]  (store: {cfg.url.split('@')[-1]})")
     if reload:
         uvicorn.run("app.web.main:app_from_env", factory=True, host=host, port=port, reload=True, log_level="info")

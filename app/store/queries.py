@@ -235,29 +235,41 @@ def filter_rows(session: Session, frame: RunFrame, dataset_id: int, f: ClipFilte
     return order[mask[order]]
 
 
+_ROW_COLUMNS = (Clip.id, Clip.path, Clip.label, Clip.word, Clip.split, Clip.speaker, Clip.duration_s,
+                Clip.cutoff_signal, Prediction.target, Prediction.pred, Prediction.confidence, Prediction.loss,
+                Prediction.agree, ClipScore.cutoff_score, ClipScore.suggested_label)
+
+
 def clip_rows(session: Session, run: Run, clip_ids: list[int]) -> list[dict]:
-    """Display rows (clip, prediction, score, flag) for ``clip_ids``, in that order."""
+    """Display rows (clip, prediction, score, flag) for ``clip_ids``, in that order (columns only, no blobs)."""
     if not clip_ids:
         return []
     stmt = (
-        select(Clip, Prediction, ClipScore)
+        select(*_ROW_COLUMNS)
         .outerjoin(Prediction, and_(Prediction.clip_id == Clip.id, Prediction.run_id == run.id))
         .outerjoin(ClipScore, and_(ClipScore.clip_id == Clip.id, ClipScore.run_id == run.id))
         .where(Clip.id.in_(clip_ids))
     )
-    found = {c.id: (c, p, s) for c, p, s in session.execute(stmt).all()}
+    found = {r.id: r for r in session.execute(stmt).all()}
     flags = flags_for(session, clip_ids)
     out = []
     for cid in clip_ids:
-        if cid not in found:
+        r = found.get(cid)
+        if r is None:
             continue
-        c, p, s = found[cid]
-        out.append(row_dict(c, p, s, flags.get(cid)))
+        has_score = r.cutoff_score is not None
+        out.append(dict(
+            id=r.id, path=r.path, label=r.label, word=r.word, split=r.split, speaker=r.speaker,
+            duration_s=r.duration_s, target=r.target, pred=r.pred, confidence=r.confidence, loss=r.loss,
+            agree=r.agree, cutoff_score=r.cutoff_score if has_score else (1.0 if r.cutoff_signal else 0.0),
+            cutoff_source="analysis" if has_score else "signal", suggested_label=r.suggested_label,
+            flag=flag_dict(flags.get(cid)),
+        ))
     return out
 
 
 def row_dict(c: Clip, p: Prediction | None, s: ClipScore | None, flag: Flag | None) -> dict:
-    """One clip as the list and the API show it."""
+    """One clip, from ORM rows, in the same shape as ``clip_rows`` gives."""
     cutoff = s.cutoff_score if s is not None else (1.0 if c.cutoff_signal else 0.0)
     return dict(
         id=c.id, path=c.path, label=c.label, word=c.word, split=c.split, speaker=c.speaker,
@@ -346,6 +358,9 @@ def nearest(session: Session, frame: RunFrame, clip_id: int, k: int = 10) -> lis
         sims = score.neighbor_sims or [None] * len(score.neighbors)
         return [(int(c), float(s) if s is not None else float("nan"))
                 for c, s in zip(score.neighbors[:k], sims[:k], strict=False)]
+    memo = frame.extras.setdefault("nn", {})
+    if (clip_id, k) in memo:
+        return memo[(clip_id, k)]
     ids, mat = embedding_matrix(session, frame)
     i = int(np.searchsorted(ids, clip_id))
     if i >= len(ids) or ids[i] != clip_id:
@@ -354,7 +369,8 @@ def nearest(session: Session, frame: RunFrame, clip_id: int, k: int = 10) -> lis
     sims[i] = -np.inf
     top = np.argpartition(-sims, min(k, len(sims) - 1))[:k] if len(sims) > k else np.arange(len(sims))
     top = top[np.argsort(-sims[top])]
-    return [(int(ids[j]), float(sims[j])) for j in top if np.isfinite(sims[j])]
+    memo[(clip_id, k)] = [(int(ids[j]), float(sims[j])) for j in top if np.isfinite(sims[j])]
+    return memo[(clip_id, k)]
 
 
 def cloud_payload(frame: RunFrame, flags: dict[int, str]) -> tuple[dict, bytes]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import threading
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -107,8 +108,29 @@ def include_routes(app: FastAPI) -> list[dict]:
     return nav
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app for ``settings``: store opened (and migrated), routes included, errors handled."""
+def warm_up(app: FastAPI) -> None:
+    """Load the newest complete run's per-clip columns, embeddings and cloud payload (first page fast)."""
+    from app.store import queries
+    from app.web.deps import newest_complete_run
+
+    try:
+        with app.state.sessions() as session:
+            run = newest_complete_run(session)
+            if run is None:
+                return
+            frame = queries.run_frame(session, run, app.state.cache)
+            queries.cloud_payload(frame, {})
+            queries.embedding_matrix(session, frame)
+            log.info("warmed run %s: %d clips", run.id, len(frame.clip_ids))
+    except Exception:  # noqa: BLE001 - warming is an optimisation; requests load lazily anyway
+        log.exception("warm-up failed")
+
+
+def create_app(settings: Settings, warm: bool = False) -> FastAPI:
+    """Build the app for ``settings``: store opened (and migrated), routes included, errors handled.
+
+    ``warm=True`` (what ``earmark serve`` uses) loads the newest run's caches in a background thread.
+    """
     app = FastAPI(
         title="earmark",
         description="Error analysis for audio classifiers. State-changing requests are POSTs carrying "
@@ -135,9 +157,11 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.middleware("http")(drop_empty_params)
     app.middleware("http")(guard)  # added last, so it runs first
+    if warm:
+        threading.Thread(target=warm_up, args=(app,), name="earmark-warm-up", daemon=True).start()
     return app
 
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory``: settings from the environment."""
-    return create_app(Settings())
+    return create_app(Settings(), warm=True)
