@@ -142,7 +142,11 @@
     if (!hasClips) return;
     const k = ev.key;
     if (k === "j") { go(1); } else if (k === "k") { go(-1); }
-    else if (k === " ") { const id = currentClip(); if (id) play(id); }
+    else if (k === " ") {
+      const own = document.getElementById("clip-audio");  // the clip page's player
+      if (own) { if (own.paused) own.play().catch((e) => toast("cannot play: " + e.message, true)); else own.pause(); }
+      else { const id = currentClip(); if (id) play(id); }
+    }
     else if (k === "c") { const id = currentClip(); if (id) setFlag(id, "cutoff").catch((e) => toast(e.message, true)); }
     else if (k === "m") {
       const id = currentClip(); if (!id) return;

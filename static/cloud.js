@@ -105,7 +105,8 @@
     document.getElementById("cloud-count").textContent = idx.length.toLocaleString() + " of " + meta.n.toLocaleString() + " clips shown" +
       (meta.n_unprojected ? " (" + meta.n_unprojected + " without a projection)" : "");
     const layout = { dragmode: "lasso", hovermode: "closest", margin: { l: 30, r: 10, t: 10, b: 30 },
-      legend: { itemsizing: "constant", bgcolor: "rgba(255,255,255,0.85)", x: 0, y: 1 },
+      legend: data.length > 4 ? { itemsizing: "constant", x: 1.01, xanchor: "left", y: 1 }
+        : { itemsizing: "constant", bgcolor: "rgba(255,255,255,0.85)", x: 0, y: 1 },
       xaxis: { showgrid: false, zeroline: false, showticklabels: false }, yaxis: { showgrid: false, zeroline: false, showticklabels: false },
       plot_bgcolor: "#fff", paper_bgcolor: "#fff", uirevision: "cloud",
       font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12 } };
