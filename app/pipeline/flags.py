@@ -46,9 +46,9 @@ _IN_CHUNK = 500
 
 def iso_utc(dt: datetime) -> str:
     """Canonical ISO 8601 UTC with microseconds; SQLite hands back naive datetimes, which are UTC."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -73,8 +73,11 @@ def csv_unescape(value: str) -> str:
 
 
 def _queue_query(dataset_id: int | None, reason: str | None):
-    q = (select(Flag, Clip.path, Clip.label, Clip.word, Clip.split, Clip.dataset_id, Dataset.name)
-         .join(Clip, Clip.id == Flag.clip_id).join(Dataset, Dataset.id == Clip.dataset_id))
+    # Plain columns, not ORM objects: the export of 100k flags should not build 100k instances.
+    q = (select(Flag.clip_id, Flag.reason, Flag.corrected_label, Flag.note, Flag.author, Flag.finding_id,
+                Flag.created_at, Flag.updated_at, Clip.path, Clip.label, Clip.word, Clip.split, Clip.dataset_id,
+                Dataset.name.label("dataset"))
+         .select_from(Flag).join(Clip, Clip.id == Flag.clip_id).join(Dataset, Dataset.id == Clip.dataset_id))
     if dataset_id is not None:
         q = q.where(Clip.dataset_id == dataset_id)
     if reason:
@@ -85,14 +88,13 @@ def _queue_query(dataset_id: int | None, reason: str | None):
     return q
 
 
-def _row(flag: Flag, path: str, label: str, word: str, split: str, dataset_id: int, dataset: str,
-         finding_runs: dict[int, int]) -> dict:
+def _row(r, finding_runs: dict[int, int]) -> dict:
     return {
-        "clip_id": flag.clip_id, "dataset": dataset, "dataset_id": dataset_id, "path": path, "label": label,
-        "word": word, "split": split, "reason": flag.reason, "corrected_label": flag.corrected_label,
-        "note": flag.note or "", "author": flag.author, "finding_id": flag.finding_id,
-        "finding_run_id": finding_runs.get(flag.finding_id) if flag.finding_id else None,
-        "created_at": iso_utc(flag.created_at), "updated_at": iso_utc(flag.updated_at),
+        "clip_id": r.clip_id, "dataset": r.dataset, "dataset_id": r.dataset_id, "path": r.path, "label": r.label,
+        "word": r.word, "split": r.split, "reason": r.reason, "corrected_label": r.corrected_label,
+        "note": r.note or "", "author": r.author, "finding_id": r.finding_id,
+        "finding_run_id": finding_runs.get(r.finding_id) if r.finding_id else None,
+        "created_at": iso_utc(r.created_at), "updated_at": iso_utc(r.updated_at),
     }
 
 
@@ -107,10 +109,10 @@ def list_flags(session: Session, dataset: str | int | None = None, reason: str |
     if limit is not None:
         q = q.limit(limit)
     rows = session.execute(q).all()
-    fids = {r[0].finding_id for r in rows if r[0].finding_id}
+    fids = {r.finding_id for r in rows if r.finding_id}
     finding_runs = dict(session.execute(select(Finding.id, Finding.run_id).where(Finding.id.in_(fids))).all()) \
         if fids else {}
-    return [_row(*r, finding_runs=finding_runs) for r in rows]
+    return [_row(r, finding_runs) for r in rows]
 
 
 def count_flags(session: Session, dataset: str | int | None = None) -> dict[str, int]:
@@ -132,10 +134,10 @@ def export_records(session: Session, dataset: str | int | None = None, reason: s
     ds_id = resolve_dataset(session, dataset).id if dataset not in (None, "") else None
     q = _queue_query(ds_id, reason).order_by(Dataset.name, Clip.path)
     out = []
-    for flag, path, label, _word, _split, _dsid, ds_name in session.execute(q).all():
-        out.append({"dataset": ds_name, "path": path, "label": label, "reason": flag.reason,
-                    "corrected_label": flag.corrected_label, "note": flag.note or "", "author": flag.author,
-                    "time": iso_utc(flag.updated_at)})
+    for r in session.execute(q).all():
+        out.append({"dataset": r.dataset, "path": r.path, "label": r.label, "reason": r.reason,
+                    "corrected_label": r.corrected_label, "note": r.note or "", "author": r.author,
+                    "time": iso_utc(r.updated_at)})
     return out
 
 
@@ -391,22 +393,21 @@ def import_flags(session: Session, data: bytes | str, fmt: str | None = None, da
     result = ImportResult(rows=len(values), datasets=names)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Flag)
+    stmt = stmt.on_conflict_do_update(index_elements=[Flag.clip_id], set_={
+        k: stmt.excluded[k] for k in ("reason", "corrected_label", "note", "author", "finding_id", "updated_at")})
+    params = []
+    for cid, v in last.items():
+        when = v["time"] or now
+        old = existing.get(cid)
+        finding_id = old[3] if old and old[:3] == (v["reason"], v["corrected_label"], v["author"]) else None
+        params.append(dict(clip_id=cid, reason=v["reason"], corrected_label=v["corrected_label"], note=v["note"],
+                           author=v["author"], finding_id=finding_id, created_at=when, updated_at=when))
+        result.updated += old is not None
+        result.created += old is None
     try:
-        for cid, v in last.items():
-            when = v["time"] or now
-            old = existing.get(cid)
-            finding_id = old[3] if old and old[:3] == (v["reason"], v["corrected_label"], v["author"]) else None
-            stmt = insert(Flag).values(clip_id=cid, reason=v["reason"], corrected_label=v["corrected_label"],
-                                       note=v["note"], author=v["author"], finding_id=finding_id,
-                                       created_at=when, updated_at=when)
-            stmt = stmt.on_conflict_do_update(index_elements=[Flag.clip_id], set_={
-                k: stmt.excluded[k] for k in ("reason", "corrected_label", "note", "author", "finding_id",
-                                              "updated_at")})
-            session.execute(stmt)
-            if old:
-                result.updated += 1
-            else:
-                result.created += 1
+        for i in range(0, len(params), 2000):  # executemany, one transaction
+            session.execute(stmt, params[i:i + 2000])
         session.commit()
     except Exception:
         session.rollback()
