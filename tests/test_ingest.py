@@ -99,6 +99,18 @@ def test_ingest_rejects_each_bad_file_and_keeps_the_rest(store, tmp_path):
         assert s.get(Dataset, rep.dataset_id).noise_files == ["_background_noise_/white_noise.wav"]
 
 
+def test_ingest_rejects_a_bad_background_noise_file(sqlite_store, tmp_path):
+    root = tmp_path / "ds"
+    make_training_layout(root)
+    write_wav(root / "_background_noise_" / "long_ok.wav", tone(5.0, amp=0.05))  # long noise is fine
+    write_wav(root / "_background_noise_" / "phone.wav", tone(2.0, sample_rate=8000), sample_rate=8000)
+    rep = ingest(sqlite_store.settings, root)
+    with sqlite_store.sessions() as s:
+        assert s.get(Dataset, rep.dataset_id).noise_files == ["_background_noise_/long_ok.wav",
+                                                             "_background_noise_/white_noise.wav"]
+    assert rep.rejects["sample_rate"]["examples"][0]["path"] == "_background_noise_/phone.wav"
+
+
 def test_ingest_reingest_is_idempotent_and_keeps_runs(store, tmp_path):
     root = tmp_path / "ds"
     make_training_layout(root)

@@ -207,6 +207,9 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
             try:
                 n_clips, n_rejects = _write_clips(session, layout, dataset_id, existing, sample_rate, max_samples,
                                                   workers, report)
+                noise_ok, noise_bad = _check_noise(layout, sample_rate)
+                bulk_insert(session, Reject, [{"dataset_id": dataset_id, **r} for r in noise_bad])
+                n_rejects += len(noise_bad)
             except BaseException:
                 session.rollback()
                 if is_new:
@@ -229,7 +232,7 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
                 status="ready", layout=layout.kind, split_source=layout.split_source, n_clips=n_clips,
                 n_rejects=n_rejects, sample_rate=sample_rate, labels=labels, list_stats=stats,
                 leakage=leakage_report(rows, layout.list_stats.get("in_both_lists", [])),
-                noise_files=layout.noise_files))
+                noise_files=noise_ok))
             session.commit()
             session.expire_all()
             ds = session.get(Dataset, dataset_id)
@@ -261,6 +264,18 @@ def _drop(session: Session, dataset_id: int) -> None:
     except Exception:  # noqa: BLE001 - the original error matters more than this cleanup
         log.warning("could not remove the unfinished data set %s; the next ingest will", dataset_id, exc_info=True)
         session.rollback()
+
+
+def _check_noise(layout: Layout, sample_rate: int) -> tuple[list[str], list[dict]]:
+    """Background-noise files the trainer can use, and rejects for the others (any length is fine)."""
+    ok, bad = [], []
+    for rel in layout.noise_files:
+        try:
+            decode(layout.root / rel, sample_rate=sample_rate, max_samples=None)
+            ok.append(rel)
+        except AudioError as exc:
+            bad.append({"path": rel, "reason": exc.reason, "detail": exc.detail})
+    return ok, bad
 
 
 def _write_clips(session: Session, layout: Layout, dataset_id: int, existing: dict[str, int], sample_rate: int,
