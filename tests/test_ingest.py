@@ -150,8 +150,11 @@ def test_ingest_official_test_archive_keeps_the_word(store, tmp_path):
 
 def test_ingest_plain_folders_split_by_hash(sqlite_store, tmp_path):
     paths = make_folder_layout(tmp_path / "pets")
+    write_wav(tmp_path / "pets" / "cat" / "cut_nohash_0.wav", tone(1.0, amp=0.3, start=0.6))  # runs off the end
+    paths.append("cat/cut_nohash_0.wav")
     rep = ingest(sqlite_store.settings, tmp_path / "pets", name="pets")
     assert rep.layout == "folders" and rep.split_source == "hash" and rep.n_clips == len(paths)
+    assert rep.n_cutoff_signal == 1 and _clips(sqlite_store, rep.dataset_id)["cat/cut_nohash_0.wav"].cutoff_signal
     assert rep.leakage["counts"]["speakers_in_several_splits"] == 0
 
 

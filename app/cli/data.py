@@ -67,9 +67,12 @@ def print_report(report) -> None:
     table.add_row("[bold]all", f"[bold]{report.n_clips:,}", f"[bold]{report.n_speakers:,}")
     console.print(table)
     missing = report.list_stats.get("listed_missing")
-    if missing:
+    if missing and any(missing.values()):
         console.print(f"split lists: {missing.get('validation', 0):,} validation and {missing.get('test', 0):,} "
                       "test entries name files that are not in the folder (counted, not an error)")
+    if report.n_clips:
+        console.print(f"cut-off indicator: {report.n_cutoff_signal:,} clips "
+                      f"({100 * report.n_cutoff_signal / report.n_clips:.1f}%) still have speech in their last 50 ms")
     if report.rejects:
         console.print(f"[yellow]{report.n_rejects:,} files rejected[/] (stored; nothing else was lost):")
         for reason, info in report.rejects.items():

@@ -35,6 +35,7 @@ class IngestReport:
     list_stats: dict
     leakage: dict
     n_noise_files: int
+    n_cutoff_signal: int = 0  # clips whose speech is still on in the last 50 ms (first cut-off indicator)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
@@ -95,6 +96,7 @@ def build_report(session: Session, ds: Dataset, unchanged: bool, seconds: float)
     per_split = dict(session.execute(
         select(Clip.split, func.count(func.distinct(Clip.speaker))).where(in_ds).group_by(Clip.split)).all())
     n_speakers = session.scalar(select(func.count(func.distinct(Clip.speaker))).where(in_ds)) or 0
+    n_cutoff = session.scalar(select(func.count()).select_from(Clip).where(in_ds, Clip.cutoff_signal.is_(True))) or 0
     rejects: dict[str, dict] = {}
     counts = session.execute(select(Reject.reason, func.count()).where(Reject.dataset_id == ds.id)
                              .group_by(Reject.reason)).all()
@@ -109,5 +111,5 @@ def build_report(session: Session, ds: Dataset, unchanged: bool, seconds: float)
         splits={s: splits.get(s, 0) for s in ("train", "validation", "test")}, labels=list(ds.labels or []),
         n_speakers=n_speakers, speakers_per_split={s: per_split.get(s, 0) for s in ("train", "validation", "test")},
         rejects=rejects, list_stats=list_stats, leakage=dict(ds.leakage or {}),
-        n_noise_files=len(ds.noise_files or []), seconds=seconds,
+        n_noise_files=len(ds.noise_files or []), n_cutoff_signal=n_cutoff, seconds=seconds,
     )
