@@ -111,11 +111,12 @@ def relabel_cmd(
         task = bar.add_task("relabel", total=None)
         sm = relabel_to_dir(s, to, dataset, cutoff_policy,
                             progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"wrote {sm.clips} clips to {sm.out_dir} ({sm.linked} hard links, {sm.copied} copies)")
+    console.print(f"wrote {sm.clips} clips and {sm.noise_files} background-noise files to {sm.out_dir} "
+                  f"({sm.linked} hard links, {sm.copied} copies)")
     console.print(f"  mislabeled -> corrected label: {sm.moved}; -> _cutoff_: {sm.to_cutoff}; "
                   f"left out: {sm.excluded}; renamed to avoid a clash: {sm.renamed}")
     console.print("  splits: " + ", ".join(f"{k} {v}" for k, v in sorted(sm.splits.items()))
-                  + f"; background noise files: {sm.noise_files}")
+                  + f"; file list: {Path(sm.out_dir) / 'relabel_manifest.csv'}")
     console.print("  labels: " + ", ".join(f"{k} {v}" for k, v in sm.per_label.items()))
 
 
@@ -123,10 +124,10 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def _signed(x: float | None, pct: bool = True) -> str:
-    if x is None:
-        return "-"
-    return f"{100 * x:+.1f}" if pct else f"{x:+.3f}"
+def _ab(a: float | None, b: float | None, delta: float | None) -> str:
+    """``a -> b (+d)`` in percent and points."""
+    text = f"{_pct(a)} -> {_pct(b)}"
+    return text + (f" ({100 * delta:+.1f})" if delta is not None else "")
 
 
 @app.command("compare")
@@ -141,6 +142,8 @@ def compare_cmd(
     from app.pipeline.compare import changed_clips, compare_runs, pick_runs
 
     with user_errors(), _sessions()() as s:
+        if split not in ("train", "validation", "test"):
+            raise EarmarkError(f"unknown split {split!r}", hint="use train, validation or test")
         ra, rb = pick_runs(s, a, b)
         cmp = compare_runs(s, ra, rb)
         fixed, n_fixed = changed_clips(s, ra, rb, "fixed", split, limit=show)
@@ -148,37 +151,40 @@ def compare_cmd(
     console.print(f"[bold]a[/] = run {ra.id} ({ra.name}, {len(ra.classes)} classes)   "
                   f"[bold]b[/] = run {rb.id} ({rb.name}, {len(rb.classes)} classes, "
                   f"{cmp['b']['n_flags_used']} flags used)")
-    t = Table(title="accuracy per split (a -> b)")
-    for col in ("split", "a", "b", "delta", "same target: n", "a", "b", "delta", "relabeled: n", "a", "b",
-                "fixed", "broke"):
-        t.add_column(col, justify="right")
-    for name, sp in cmp["splits"].items():
-        st, rl = sp["agreement"]["same_target"], sp["agreement"]["relabeled"]
-        t.add_row(name, _pct(sp["a"]["accuracy"]), _pct(sp["b"]["accuracy"]), _signed(sp["delta"]["accuracy"]),
-                  str(st["n"]), _pct(st["a_accuracy"]), _pct(st["b_accuracy"]), _signed(st["delta"]),
-                  str(rl["n"]), _pct(rl["a_accuracy"]), _pct(rl["b_accuracy"]),
-                  str(sp["agreement"]["fixed"]), str(sp["agreement"]["broke"]))
+    splits = list(cmp["splits"])
+    t = Table(title="accuracy, a -> b (points)")
+    t.add_column("")
+    for name in splits:
+        t.add_column(name, justify="right")
+    ag = {name: sp["agreement"] for name, sp in cmp["splits"].items()}
+    t.add_row("all clips", *[_ab(sp["a"]["accuracy"], sp["b"]["accuracy"], sp["delta"]["accuracy"])
+                             for sp in cmp["splits"].values()])
+    t.add_row("[bold]same target[/]", *[_ab(g["same_target"]["a_accuracy"], g["same_target"]["b_accuracy"],
+                                            g["same_target"]["delta"]) + f"  n={g['same_target']['n']}"
+                                        for g in ag.values()])
+    t.add_row("relabeled", *[_ab(g["relabeled"]["a_accuracy"], g["relabeled"]["b_accuracy"], None)
+                             + f"  n={g['relabeled']['n']}" for g in ag.values()])
+    t.add_row("fixed / broke", *[f"{g['fixed']} / {g['broke']}" for g in ag.values()])
     console.print(t)
-    console.print("Compare the 'same target' columns: the overall accuracy also counts clips whose target "
-                  "the flags changed, which can move it without the model getting better.")
+    console.print("Judge the model by 'same target': 'all clips' also counts clips whose target the flags "
+                  "changed, which can move it without the model getting better.")
     sp = cmp["splits"].get(split)
     if sp is None:
         console.print(f"[yellow]no metrics for split {split!r}[/]")
         return
-    pc = Table(title=f"per class, {split} (b - a)")
-    for col in ("class", "P a", "P b", "dP", "R a", "R b", "dR", "F1 a", "F1 b", "dF1", "support a", "support b"):
+    pc = Table(title=f"per class, {split}: a -> b (points)")
+    for col in ("class", "precision", "recall", "F1", "support a/b"):
         pc.add_column(col, justify="right")
     for row in sp["per_class"]:
         ga, gb, d = row["a"] or {}, row["b"] or {}, row["delta"]
-        pc.add_row(row["class"], *[v for k in ("precision", "recall", "f1") for v in
-                                   (_pct(ga.get(k)), _pct(gb.get(k)), _signed(d[k]))],
-                   str(ga.get("support", "-")), str(gb.get("support", "-")))
+        pc.add_row(row["class"], *[_ab(ga.get(k), gb.get(k), d[k]) for k in ("precision", "recall", "f1")],
+                   f"{ga.get('support', '-')}/{gb.get('support', '-')}")
     console.print(pc)
     for title, rows, n in (("fixed (wrong in a, right in b)", fixed, n_fixed),
                            ("broke (right in a, wrong in b)", broke, n_broke)):
         ct = Table(title=f"{title}: {n} in {split}" + (f", first {len(rows)}" if n > len(rows) else ""))
         for col in ("clip", "path", "a: target -> pred", "b: target -> pred", "relabeled"):
-            ct.add_column(col)
+            ct.add_column(col, overflow="fold")
         for r in rows:
             ct.add_row(str(r["clip_id"]), r["path"], f"{r['a_target']} -> {r['a_pred']}",
                        f"{r['b_target']} -> {r['b_pred']}", "yes" if r["relabeled"] else "")
