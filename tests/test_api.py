@@ -159,3 +159,45 @@ def _dataset(session, dataset_id):
     ds = session.get(Dataset, dataset_id)
     ids = [c for (c,) in session.query(Clip.id).filter(Clip.dataset_id == dataset_id).order_by(Clip.id)]
     return ds, ids
+
+
+def test_scores_written_while_serving_are_picked_up(store, tmp_path, monkeypatch):
+    from app.store import queries
+    from app.store.models import ClipScore, Finding
+    from app.store.writes import bulk_insert
+
+    monkeypatch.setattr(queries, "RECHECK_S", 0.0)
+    with store.sessions() as s:
+        fx = make_run(s, tmp_path / "a", n_clips=30, write_audio=False, with_scores=False)
+    client = TestClient(create_app(store.settings))
+    first = client.get(f"/api/clips?run={fx.run_id}&sort=cutoff&per_page=200").json()
+    assert {c["cutoff_source"] for c in first["items"]} == {"signal"} and not first["has_scores"]
+    with store.sessions() as s:
+        bulk_insert(s, ClipScore, [dict(run_id=fx.run_id, clip_id=cid, cutoff_score=i / 30, label_issue=False)
+                                   for i, cid in enumerate(fx.clip_ids)])
+        s.add(Finding(run_id=fx.run_id, kind="cutoff", rank=1, score=1.0, title="t", description="d", n_clips=0))
+        s.commit()
+    after = client.get(f"/api/clips?run={fx.run_id}&sort=cutoff&per_page=200").json()
+    assert after["has_scores"] and after["items"][0]["id"] == fx.clip_ids[-1]
+    assert after["items"][0]["cutoff_source"] == "analysis"
+
+
+def test_a_run_without_predictions_still_renders(store, tmp_path):
+    from app.store.models import Run
+
+    with store.sessions() as s:
+        fx = make_run(s, tmp_path / "a", n_clips=12, write_audio=False)
+        s.add(Run(dataset_id=fx.dataset_id, name="in-training", model="melcnn", status="training",
+                  classes=fx.labels))
+        s.commit()
+        new_id = s.query(Run.id).filter(Run.name == "in-training").scalar()
+    client = TestClient(create_app(store.settings))
+    for url in [f"/clips?run={new_id}", f"/confusion?run={new_id}", f"/cloud?run={new_id}", "/"]:
+        r = client.get(url)
+        assert r.status_code == 200, url
+    assert "is <strong>training</strong>" in client.get(f"/clips?run={new_id}").text
+    assert client.get(f"/api/clips?run={new_id}").json()["total"] == 0
+    assert client.get(f"/api/cloud?run={new_id}").json()["n"] == 0
+    assert client.get(f"/api/cloud.bin?run={new_id}").content == b""
+    # with no run named, pages show the newest *complete* run
+    assert client.get("/api/clips").json()["run_id"] == fx.run_id

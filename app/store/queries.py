@@ -8,9 +8,9 @@ in numpy takes a few milliseconds on one core, on SQLite and PostgreSQL alike; t
 page shown are then read from SQL by primary key. Flags change all the time, so they are never
 cached: they are read fresh (the flags table is small and indexed by clip).
 
-A frame is rebuilt when the run's status or its number of clip scores / projections changes
-(``earmark analyze`` or ``project`` finishing while the server runs); that check runs at most every
-``RECHECK_S`` seconds.
+A frame is rebuilt when the run's status changes, when its clip scores or projection first appear, or
+when ``earmark analyze`` writes new findings for it (see ``_version``); that check is a few index
+lookups and runs at most every ``RECHECK_S`` seconds.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from app.store.models import (
     ClipScore,
     Dataset,
     Embedding,
+    Finding,
     FindingClip,
     Flag,
     Prediction,
@@ -80,10 +81,16 @@ class RunFrame:
 
 
 def _version(session: Session, run: Run) -> tuple:
-    n_scores = session.scalar(select(func.count()).select_from(ClipScore).where(ClipScore.run_id == run.id))
-    n_proj = session.scalar(select(func.count()).select_from(Projection).where(Projection.run_id == run.id))
-    n_pred = session.scalar(select(func.count()).select_from(Prediction).where(Prediction.run_id == run.id))
-    return (run.status, n_pred, n_scores, n_proj)
+    """A cheap fingerprint of what the frame is built from: index lookups only, no counts.
+
+    It changes when the run's status changes, when predictions / scores / a projection first appear,
+    and when ``earmark analyze`` writes a new set of findings (new ids) for the run.
+    """
+    def exists(model) -> bool:
+        return session.scalar(select(model.clip_id).where(model.run_id == run.id).limit(1)) is not None
+
+    last_finding = session.scalar(select(func.max(Finding.id)).where(Finding.run_id == run.id))
+    return (run.status, exists(Prediction), exists(ClipScore), exists(Projection), last_finding)
 
 
 def _load_frame(session: Session, run: Run, version: tuple) -> RunFrame:

@@ -13,6 +13,9 @@ Use them as route parameters (FastAPI resolves them)::
 - ``RunDep``: the ``Run`` named by the ``run`` query parameter (id or name), or the newest
   complete run when absent; a 404 problem when it does not exist or there are no runs.
 - ``OptionalRunDep``: the same, but ``None`` instead of an error when there are no runs.
+- ``ClipFilterDep``: the clip-list filters (split, label, pred, agreement, flag, finding, ranges of
+  confidence/loss/cut-off, sort) validated from the query string, as an ``app.store.queries.ClipFilter``;
+  ``filter_params(f)`` turns one back into query parameters.
 - ``templates``: the ``Jinja2Templates`` object (autoescape on; never ``|safe`` on data, embed
   JSON with ``|tojson``).
 - ``render(request, name, **ctx)``: renders ``templates/<name>`` with ``ctx`` plus ``nav`` (the

@@ -17,8 +17,8 @@ def _open(page, url):
 
 
 @pytest.mark.parametrize("name,path", [
-    ("overview", "/"), ("confusion", "/confusion"), ("confusion-row", "/confusion?norm=row&split=train"),
-    ("clips", "/clips"), ("clips-filtered", "/clips?agreement=disagree&sort=confidence"), ("clip", "/clips/{cid}"),
+    ("overview", "/"), ("confusion", "/confusion?norm=row&split=train"),
+    ("clips", "/clips?agreement=disagree&sort=confidence"), ("clip", "/clips/{cid}"),
     ("cloud", "/cloud"), ("cloud-by-label", "/cloud?color=label"), ("cloud-by-loss", "/cloud?color=loss&disagree=true"),
     ("api-docs", "/docs"), ("not-found", "/clips/987654"),
 ])
