@@ -7,6 +7,8 @@ Three layouts are read (``detect_layout``):
 * ``test_archive``: the official test-set archives: a folder per keyword plus ``_unknown_``
   (whose file names start with the original word, ``bed_0c540988_nohash_0.wav``) and
   ``_silence_``. Every clip is a test clip.
+* ``split_folders``: a folder per split (``train/``, ``validation/`` or ``val/``, ``test/``), each
+  with a folder per class. The split comes from the folder.
 * ``folders``: any folder-per-class audio set. Splits come from the published hashing rule.
 
 Nothing here decodes audio: ``scan`` only lists files, so it is fast on 100k clips.
@@ -29,6 +31,9 @@ VALIDATION_LIST, TESTING_LIST = "validation_list.txt", "testing_list.txt"
 # From the data set's input_data.py: 2^27 - 1, the most files a class could ever hold.
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
 _NOHASH = re.compile(r"_nohash_.*$")
+# Top-level folder names that mean a split (``train/<class>/x.wav``), in the split_folders layout.
+SPLIT_DIRS = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
+              "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
 
 
 class LayoutError(Exception):
@@ -51,11 +56,11 @@ class ClipEntry:
 class Layout:
     """What ``scan`` found in a data set folder."""
 
-    kind: str  # speech_commands | test_archive | folders
+    kind: str  # speech_commands | test_archive | split_folders | folders
     root: Path
     entries: list[ClipEntry]
     noise_files: list[str]  # relative paths of _background_noise_ audio
-    split_source: str  # lists | hash | archive
+    split_source: str  # lists | hash | archive | folders
     # {"listed": {"validation": n, "test": n}, "listed_missing": {...}, "in_both_lists": [...], "ignored_files": n}
     list_stats: dict = field(default_factory=dict)
 
@@ -128,7 +133,7 @@ def _class_dirs(root: Path) -> list[str]:
 
 
 def detect_layout(root: Path) -> str:
-    """Which layout ``root`` holds: speech_commands, test_archive or folders."""
+    """Which layout ``root`` holds: speech_commands, test_archive, split_folders or folders."""
     root = Path(root)
     if not root.is_dir():
         raise LayoutError(f"{root} is not a folder")
@@ -136,6 +141,9 @@ def detect_layout(root: Path) -> str:
         return "speech_commands"
     if (root / UNKNOWN).is_dir() or (root / SILENCE).is_dir():
         return "test_archive"
+    top = _class_dirs(root)
+    if top and all(d.lower() in SPLIT_DIRS for d in top) and any(_class_dirs(root / d) for d in top):
+        return "split_folders"
     return "folders"
 
 
@@ -143,7 +151,7 @@ def scan(root: str | Path, validation_percentage: float = 10.0, testing_percenta
     """List every clip of the data set at ``root`` with its label, word, speaker and split.
 
     Splits come from the split lists when the folder has them, from the folder for a test
-    archive (all 'test'), and otherwise from ``which_set``. Raises ``LayoutError`` when there
+    archive (all 'test') or a folder per split, and otherwise from ``which_set``. Raises ``LayoutError`` when there
     is no class folder with audio in it.
     """
     root = Path(root)
@@ -158,17 +166,29 @@ def scan(root: str | Path, validation_percentage: float = 10.0, testing_percenta
             split_source = "lists"
     elif kind == "test_archive":
         split_source = "archive"
+    elif kind == "split_folders":
+        split_source = "folders"
+
+    # (folder prefix relative to root, label, split fixed by the folder or None)
+    class_dirs: list[tuple[str, str, str | None]] = []
+    if kind == "split_folders":
+        for top in _class_dirs(root):
+            stats["ignored_files"] += _audio_files(root / top)[1] + len(_audio_files(root / top)[0])
+            class_dirs += [(f"{top}/{label}", label, SPLIT_DIRS[top.lower()]) for label in _class_dirs(root / top)]
+    else:
+        fixed = "test" if kind == "test_archive" else None
+        class_dirs = [(label, label, fixed) for label in _class_dirs(root)]
 
     entries: list[ClipEntry] = []
-    for label in _class_dirs(root):
-        names, ignored = _audio_files(root / label)
+    for prefix, label, fixed_split in class_dirs:
+        names, ignored = _audio_files(root / prefix)
         stats["ignored_files"] += ignored
         word_prefix = kind == "test_archive" and label == UNKNOWN
         for name in names:
-            rel = f"{label}/{name}"
+            rel = f"{prefix}/{name}"
             word, speaker, utterance = parse_name(name, word_prefix=word_prefix)
-            if kind == "test_archive":
-                split = "test"
+            if fixed_split is not None:
+                split = fixed_split
             elif split_source == "lists":
                 # A file in both lists is reported as leakage; the test list wins so it is never trained on.
                 split = "test" if rel in test_list else "validation" if rel in val_list else "train"

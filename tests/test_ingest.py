@@ -158,6 +158,15 @@ def test_ingest_plain_folders_split_by_hash(sqlite_store, tmp_path):
     assert rep.leakage["counts"]["speakers_in_several_splits"] == 0
 
 
+def test_ingest_folder_per_split(sqlite_store, tmp_path):
+    for i, rel in enumerate(("train/cat/a_nohash_0.wav", "train/dog/b_nohash_0.wav", "valid/cat/c_nohash_0.wav",
+                             "test/dog/d_nohash_0.wav")):
+        write_wav_fast(tmp_path / "sets" / rel, clip(i))
+    rep = ingest(sqlite_store.settings, tmp_path / "sets")
+    assert rep.layout == "split_folders" and rep.split_source == "folders" and rep.labels == ["cat", "dog"]
+    assert rep.splits == {"train": 2, "validation": 1, "test": 1}
+
+
 def test_ingest_reports_and_stores_leakage(sqlite_store, tmp_path):
     root = tmp_path / "leaky"
     make_training_layout(root, lists=False, noise=False)

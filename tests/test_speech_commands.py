@@ -131,3 +131,27 @@ def test_scan_empty_or_missing_folder_raises(tmp_path):
         scan(tmp_path)
     with pytest.raises(LayoutError):
         scan(tmp_path / "missing")
+
+
+def test_scan_folder_per_split_then_class(tmp_path):
+    from tests.ingest_helpers import clip, write_wav_fast
+
+    for rel in ("train/cat/a_nohash_0.wav", "train/dog/b_nohash_0.wav", "val/cat/c_nohash_0.wav",
+                "Test/dog/d_nohash_0.wav"):
+        write_wav_fast(tmp_path / rel, clip(len(rel)))
+    write_wav_fast(tmp_path / "train" / "stray.wav", clip(1))
+    layout = scan(tmp_path)
+    assert layout.kind == "split_folders" and layout.split_source == "folders"
+    assert layout.labels == ["cat", "dog"] and layout.list_stats["ignored_files"] == 1
+    assert {e.path: (e.label, e.split) for e in layout.entries} == {
+        "train/cat/a_nohash_0.wav": ("cat", "train"), "train/dog/b_nohash_0.wav": ("dog", "train"),
+        "val/cat/c_nohash_0.wav": ("cat", "validation"), "Test/dog/d_nohash_0.wav": ("dog", "test")}
+
+
+def test_scan_a_class_that_happens_to_be_called_test_is_a_class(tmp_path):
+    from tests.ingest_helpers import clip, write_wav_fast
+
+    write_wav_fast(tmp_path / "test" / "a_nohash_0.wav", clip(1))
+    write_wav_fast(tmp_path / "other" / "b_nohash_0.wav", clip(2))
+    layout = scan(tmp_path)
+    assert layout.kind == "folders" and layout.labels == ["other", "test"]
