@@ -28,8 +28,9 @@ _STAGE_TEXT = {"scanning": "listing files", "decoding": "decoding + measuring", 
 
 @app.command()
 def ingest(
-    path: Path = typer.Argument(..., help="Data set folder: Speech Commands (v0.01/v0.02 or a test-set archive) "
-                                "or any folder with one sub-folder of audio files per class."),
+    path: Path = typer.Argument(..., help="Data set folder: Speech Commands (v0.01/v0.02 or a test-set archive), "
+                                "any folder with one sub-folder of audio files per class, or train/val/test "
+                                "folders that each hold such class folders."),
     name: str = typer.Option(None, "--name", "-n", help="Name to store it under. Default: the folder's name."),
     sample_rate: int = typer.Option(16000, help="Required sample rate in Hz; other files are rejected. Default 16000."),
     max_seconds: float = typer.Option(1.0, help="Longest clip accepted, in seconds; longer files are rejected. "

@@ -22,8 +22,8 @@ class IngestReport:
     dataset_id: int
     name: str
     root: str
-    layout: str  # speech_commands | test_archive | folders
-    split_source: str  # lists | hash | archive
+    layout: str  # speech_commands | test_archive | split_folders | folders
+    split_source: str  # lists | hash | archive | folders
     unchanged: bool  # True when the folder had not changed and the stored data set was kept as is
     n_clips: int
     n_rejects: int
