@@ -148,3 +148,27 @@ def test_analyze_refuses_runs_without_predictions(store, tmp_path):
         with pytest.raises(NotFound):
             analyze_run(s, "no-such-run")
 
+
+
+def test_cli_analyze_and_flag_finding(store, planted, monkeypatch):
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+
+    fx, truth = planted
+    monkeypatch.setenv("EARMARK_DATABASE_URL", store.url)
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(store.settings.data_dir))
+    runner = CliRunner()
+    r = runner.invoke(cli, ["analyze", "--run", str(fx.run_id)])
+    assert r.exit_code == 0, r.output
+    assert "cutoff" in r.output and "label issues" in r.output
+    r = runner.invoke(cli, ["flag-finding", "--run", str(fx.run_id), "--top", "cutoff"])
+    assert r.exit_code == 0, r.output
+    assert "flagged" in r.output
+    with store.sessions() as s:
+        flagged = set(s.scalars(select(Flag.clip_id).where(Flag.author == "auto", Flag.reason == "cutoff")))
+    assert set(truth["cut"]) <= flagged
+    r = runner.invoke(cli, ["flag-finding"])
+    assert r.exit_code == 1 and "give a finding id" in r.output
+    r = runner.invoke(cli, ["flag-finding", "--run", str(fx.run_id), "--top", "nonsense"])
+    assert r.exit_code == 1 and "no 'nonsense' finding" in r.output

@@ -168,3 +168,13 @@ def test_cluster_embeddings_subsample_assigns_every_point():
     for b in range(3):
         vals, counts = np.unique(clusters[lab == b], return_counts=True)
         assert counts.max() / counts.sum() > 0.95 and vals[np.argmax(counts)] >= 0
+
+
+def test_cutoff_score_does_not_take_steady_noise_for_a_cut_word(tmp_path):
+    rng = np.random.default_rng(11)
+    noise = write_wav(tmp_path / "noise.wav", (0.2 * rng.standard_normal(16000)).astype(np.float32))
+    hum = write_wav(tmp_path / "hum.wav", tone(1.0, 50, amp=0.3) + tone(1.0, 100, amp=0.15))
+    st = _stats([noise, hum])
+    ev = cutoff_scores(st["end_energy_db"], st["trail_silence_ms"], st["lead_silence_ms"], st["duration_s"],
+                       st["cutoff_signal"], agree=np.zeros(2, bool), confidence=np.full(2, 0.3))
+    assert (ev.score < CUTOFF_THRESHOLD).all(), ev.score

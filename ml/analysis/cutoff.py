@@ -23,6 +23,8 @@ END_DB_SCALE = 3.0  # dB per logistic unit
 TRAIL_MS_FULL = 20.0  # trailing silence up to this still counts fully as "still speaking at the end"
 TRAIL_MS_ZERO = 120.0  # ... and from this on not at all
 MIN_WORD_MS = 300.0  # a keyword needs at least this long after its onset
+STEADY_MS = 10.0  # leading and trailing silence both below this: sound throughout the clip
+START_EVIDENCE = 0.6
 SIGNAL_WEIGHT = 0.6  # score of a clip with full signal evidence whose prediction is confident and right
 MODEL_WEIGHT = 1.0 - SIGNAL_WEIGHT
 
@@ -70,13 +72,17 @@ def cutoff_scores(
     n = end_db.shape[0]
 
     still_on = _ramp_down(trail, TRAIL_MS_FULL, TRAIL_MS_ZERO)
-    end = _sigmoid((end_db - END_DB_MID) / END_DB_SCALE) * still_on
+    # Sound in every frame (no silence at either edge) is steady noise or hum, not a word that runs
+    # past the end; ingest's indicator, which checks the clip's dynamic range, can still say so.
+    steady = (lead < STEADY_MS) & (trail < STEADY_MS)
+    end = _sigmoid((end_db - END_DB_MID) / END_DB_SCALE) * still_on * ~steady
     end = np.maximum(end, np.where(flag, 0.9, 0.0))  # ingest's own indicator agrees
-    # Sound from the very first frame, while the clip does go quiet later (not steady noise).
-    start = np.where((lead <= 0.0) & (trail >= 100.0), 0.5, 0.0)
+    # Sound from the very first frame, while the clip does go quiet later: the word may have begun
+    # before the recording. Weaker: alone it reaches the threshold only when the model fails too.
+    start = np.where((lead <= 0.0) & (trail >= 100.0), START_EVIDENCE, 0.0)
     # The word begins so late that it cannot fit before the end, and sound is still on at the end.
     room = dur_ms - lead
-    late_onset = np.where(room > 0, _ramp_down(room, 0.5 * MIN_WORD_MS, MIN_WORD_MS), 0.0) * still_on
+    late_onset = np.where(room > 0, _ramp_down(room, 0.5 * MIN_WORD_MS, MIN_WORD_MS), 0.0) * still_on * ~steady
 
     if agree is None and confidence is None:
         model = np.full(n, 0.5)
