@@ -23,7 +23,8 @@ download_app = typer.Typer(help="Fetch public data sets (with resume, checksum a
                            no_args_is_help=True)
 app.add_typer(download_app, name="download")
 
-_STAGE_TEXT = {"scanning": "listing files", "decoding": "decoding + measuring", "writing": "writing"}
+_STAGE_TEXT = {"scanning": "listing files", "decoding": "decoding + measuring",
+               "writing": "leakage check + commit"}
 
 
 @app.command()

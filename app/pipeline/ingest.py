@@ -223,6 +223,7 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
                                    detail=f"all {n_rejects} were rejected (sample rate {sample_rate} Hz, mono, "
                                    f"at most {max_seconds} s expected)",
                                    hint="check the files, or pass --sample-rate / --max-seconds to match them")
+            report("writing", 0, 1)
             rows = session.execute(select(Clip.path, Clip.split, Clip.speaker, Clip.content_hash)
                                    .where(Clip.dataset_id == dataset_id)).all()
             stats = {k: v for k, v in layout.list_stats.items()}
@@ -234,6 +235,7 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
                 leakage=leakage_report(rows, layout.list_stats.get("in_both_lists", [])),
                 noise_files=noise_ok))
             session.commit()
+            report("writing", 1, 1)
             session.expire_all()
             ds = session.get(Dataset, dataset_id)
             out = build_report(session, ds, unchanged=False, seconds=time.perf_counter() - t0)
