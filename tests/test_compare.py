@@ -119,6 +119,8 @@ def test_compare_pick_runs_defaults_and_errors(sqlite_store, tmp_path):
         assert (a.id, b.id) == (fa.run_id, fb.run_id)  # no parent: the previous complete run
         with pytest.raises(EarmarkError, match="no earlier complete run"):
             cmp.pick_runs(s, None, fa.run_id)
+        assert [r.id for r in cmp.pick_runs(s, fa.run_id)] == [fa.run_id, fb.run_id]  # only a given
+        assert [r.id for r in cmp.pick_runs(s, fb.run_id)] == [fb.run_id, fa.run_id]
         with pytest.raises(EarmarkError, match="with itself"):
             cmp.pick_runs(s, fa.run_id, fa.run_id)
         ds2 = Dataset(name="second", root=str(tmp_path), layout="folders", status="ready")
@@ -127,6 +129,8 @@ def test_compare_pick_runs_defaults_and_errors(sqlite_store, tmp_path):
         s.add(Run(dataset_id=ds2.id, name="elsewhere", model="melcnn", status="complete", classes=["yes"]))
         s.add(Run(dataset_id=fa.dataset_id, name="busy", model="melcnn", status="training", classes=["yes"]))
         s.commit()
+        with pytest.raises(EarmarkError, match="only complete run"):
+            cmp.pick_runs(s, "elsewhere")
         with pytest.raises(EarmarkError, match="different data sets"):
             cmp.pick_runs(s, fa.run_id, "elsewhere")
         with pytest.raises(EarmarkError, match="not complete"):

@@ -35,11 +35,21 @@ def _complete(run: Run) -> Run:
 def pick_runs(session: Session, a: str | int | None = None, b: str | int | None = None) -> tuple[Run, Run]:
     """The pair to compare: both given, or defaults.
 
-    Without ``b``: the newest complete run. Without ``a``: ``b``'s parent run when it has one (the
+    Without either: ``b`` is the newest complete run. Only ``a``: ``b`` is the newest other complete run
+    of ``a``'s data set. Without ``a``: ``b``'s parent run when it has one (the
     run whose flags it was retrained from), else the newest complete run of the same data set
     before ``b``.
     """
     done = select(Run).where(Run.status == "complete")
+    if b in (None, "") and a not in (None, ""):
+        # Only a: the newest other complete run of a's data set.
+        run_a = _complete(resolve_run(session, a))
+        run_b = session.scalars(done.where(Run.dataset_id == run_a.dataset_id, Run.id != run_a.id)
+                                .order_by(Run.id.desc())).first()
+        if run_b is None:
+            raise EarmarkError(f"run {run_a.id} ({run_a.name}) is the only complete run of its data set",
+                               status=404, hint="train another run of that data set to compare with")
+        return run_a, run_b
     if b in (None, ""):
         run_b = session.scalars(done.order_by(Run.id.desc())).first()
         if run_b is None:

@@ -97,12 +97,13 @@ def export_json(session: SessionDep, dataset: DatasetQ = None, reason: ReasonQ =
 
 @router.post("/flags/import", summary="Import flags from an export file (all rows or none)")
 @router.post("/api/flags/import", include_in_schema=False)
-async def import_flags(session: SessionDep, settings: SettingsDep,
+def import_flags(session: SessionDep, settings: SettingsDep,
                        file: Annotated[UploadFile, File(description="a CSV or JSON export file")],
                        dataset: Annotated[str | None, Form(max_length=200)] = None,
                        author: Annotated[str | None, Form(max_length=100)] = None):
     """Validate the whole file, then upsert every flag in one transaction; 422 with line numbers otherwise."""
-    data = await file.read(MAX_IMPORT_BYTES + 1)
+    # A plain def: FastAPI runs it in its thread pool, so a large import never blocks the event loop.
+    data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise EarmarkError("the file is larger than 50 MB", hint="split it and import the parts", status=413)
     name = (file.filename or "").lower()
