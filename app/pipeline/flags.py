@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import EarmarkError
 from app.pipeline.common import resolve_dataset
-from app.store.models import FLAG_REASONS, Clip, Dataset, Finding, Flag, Run
+from app.store.models import FLAG_REASONS, Clip, Dataset, Finding, Flag
 
 EXPORT_COLUMNS = ("dataset", "path", "label", "reason", "corrected_label", "note", "author", "time")
 REQUIRED_COLUMNS = ("path", "reason")
@@ -414,7 +414,3 @@ def import_flags(session: Session, data: bytes | str, fmt: str | None = None, da
         raise
     return result
 
-
-def finding_run(session: Session, finding_id: int) -> Run | None:
-    """The run a finding belongs to (for links from an auto flag to its issue)."""
-    return session.scalars(select(Run).join(Finding, Finding.run_id == Run.id).where(Finding.id == finding_id)).first()

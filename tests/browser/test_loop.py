@@ -1,6 +1,9 @@
 """The loop in a real Chromium: flag a clip on its page -> see it in the queue -> edit it -> export CSV.
 
-Also renders the compare page. Screenshots (1280x800 viewport) go to docs/screenshots/ for the guide.
+Also renders the compare page. Screenshots (1280x800 viewport) are test artifacts under
+test-artifacts/screenshots/; with ``EARMARK_DOCS_SCREENSHOTS=1`` they replace the guide's pictures in
+docs/screenshots/ instead (they show the time of the run, so refreshing them on every test run would
+change tracked files each time).
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -23,7 +27,9 @@ from tests.browser.conftest import _free_port
 from tests.test_compare import _two_runs
 
 pytestmark = pytest.mark.browser
-DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+REPO = Path(__file__).resolve().parents[2]
+DOCS_SHOTS = REPO / "docs" / "screenshots" if os.environ.get("EARMARK_DOCS_SCREENSHOTS") == "1" \
+    else REPO / "test-artifacts" / "screenshots"
 NOTE = "=SUM(1) word ends at the edge"  # a formula-looking note: the CSV must neutralise it
 
 
