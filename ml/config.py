@@ -28,7 +28,7 @@ class TrainConfig:
 
     # --- optimisation ---
     epochs: int = 12  # passes over the training split
-    batch_size: int = 128  # clips per optimiser step (per process under DDP)
+    batch_size: int = 64  # clips per optimiser step (per process under DDP)
     lr: float = 3e-3  # peak learning rate
     weight_decay: float = 1e-2  # AdamW decoupled weight decay
     schedule: str = "onecycle"  # onecycle | cosine (per-step learning-rate schedule)
@@ -51,8 +51,8 @@ class TrainConfig:
 
     # --- augmentation (all on the device, training batches only) ---
     time_shift_ms: float = 100.0  # random shift of up to +-this, zero filled
-    noise_prob: float = 0.8  # probability of mixing in background noise (when the data set has some)
-    snr_db_min: float = 5.0  # lowest signal-to-noise ratio of mixed-in noise
+    noise_prob: float = 0.5  # probability of mixing in background noise (when the data set has some)
+    snr_db_min: float = 10.0  # lowest signal-to-noise ratio of mixed-in noise
     snr_db_max: float = 30.0  # highest signal-to-noise ratio of mixed-in noise
     freq_masks: int = 2  # SpecAugment frequency masks per clip
     freq_mask_width: int = 5  # widest frequency mask, in mel bins

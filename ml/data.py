@@ -222,5 +222,6 @@ def batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     """Split an index order into batches; a trailing batch of one is merged (BatchNorm needs two)."""
     out = list(torch.split(order, batch_size))
     if len(out) > 1 and out[-1].numel() < 2:
-        out[-2] = torch.cat([out[-2], out.pop()])
+        last = out.pop()
+        out[-1] = torch.cat([out[-1], last])
     return out

@@ -66,6 +66,8 @@ class MelCNN(nn.Module):
         """Waveform (B, T) -> normalised log-mel image (B, 1, n_mels, frames), SpecAugment when training."""
         with torch.autocast(device_type=x.device.type, enabled=False):
             mel = self.frontend(x.float())  # (B, n_mels, frames), float32 for the FFT
+            # Per-clip normalisation (CMVN): loudness and channel differences drop out.
+            mel = (mel - mel.mean(dim=(1, 2), keepdim=True)) / (mel.std(dim=(1, 2), keepdim=True) + 1e-5)
             if self.training:
                 c = self.cfg
                 mel = spec_augment(mel, c.freq_masks, c.freq_mask_width, c.time_masks, c.time_mask_width)

@@ -73,6 +73,7 @@ class TrainResult:
     n_params: int
     embedding_dim: int
     history: list[EpochStats] = field(default_factory=list)
+    state: dict | None = None  # final weights (CPU tensors), on every process
 
 
 def _with_silence(cfg: TrainConfig, data: TrainData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -214,12 +215,16 @@ def train(cfg: TrainConfig, data: TrainData, out_dir: Path, device: torch.device
             total += loss.detach() * len(idx)
             count += len(idx)
             if on_step and main and (step % 10 == 0 or step == len(steps) - 1):
-                on_step(epoch, step + 1, len(steps), float(loss))
+                on_step(epoch, step + 1, len(steps), loss.item())
         train_loss = float(total) / max(1, count)
-        if is_distributed():  # average the train loss over processes, for the record
+        if is_distributed():
+            # Average the train loss for the record; give every process rank 0's BatchNorm statistics
+            # (DDP syncs gradients, so parameters already agree; running stats are per process).
             t = torch.tensor([train_loss], device=device)
             torch.distributed.all_reduce(t)
             train_loss = float(t) / world
+            for buf in model.buffers():
+                torch.distributed.broadcast(buf, 0)
         eval_rows = val_rows if len(val_rows) else train_rows
         if cfg.dry_run:
             eval_rows = eval_rows[: cfg.eval_batch_size]
@@ -247,7 +252,8 @@ def train(cfg: TrainConfig, data: TrainData, out_dir: Path, device: torch.device
         barrier()
     if writer is not None:
         writer.close()
-    return TrainResult(best_path, last_path, best_epoch, best_loss, len(history), n_params, emb_dim, history)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return TrainResult(best_path, last_path, best_epoch, best_loss, len(history), n_params, emb_dim, history, state)
 
 
 def speaker_folds(groups: list[str | None], k: int, seed: int = 0) -> np.ndarray:
