@@ -10,10 +10,10 @@ from app.cli.common import console, settings, user_errors
 
 @app.command()
 def serve(
-    host: str = typer.Option(None, help="Address to bind [default: EARMARK_HOST or 127.0.0.1]. Anything but "
+    host: str = typer.Option(None, help="Address to bind (default: EARMARK_HOST, else 127.0.0.1). Anything but "
                              "loopback needs EARMARK_TOKEN."),
-    port: int = typer.Option(None, help="Port [default: EARMARK_PORT or 8000]."),
-    reload: bool = typer.Option(False, help="Restart on code changes (development) [default: off]."),
+    port: int = typer.Option(None, help="Port (default: EARMARK_PORT, else 8000)."),
+    reload: bool = typer.Option(False, help="Restart on code changes (development)."),
 ) -> None:
     """Serve the web app: overview, confusion matrix, clip list, embedding cloud, clip pages, /api."""
     import uvicorn

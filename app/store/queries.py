@@ -334,13 +334,17 @@ def runs_of(session: Session, dataset_id: int | None = None) -> list[Run]:
 
 def confusion(frame: RunFrame, classes: list[str], split: str | None) -> tuple[list[str], np.ndarray]:
     """(labels, counts) with rows = target, columns = prediction, over ``split`` (None = all)."""
+    key = ("confusion", split, tuple(classes))
+    if key in frame.extras:
+        return frame.extras[key]
     mask = np.ones(len(frame.clip_ids), bool) if split is None else frame.split == SPLITS.index(split)
     k = len(frame.vocab)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (frame.target[mask].astype(np.int64), frame.pred[mask].astype(np.int64)), 1)
+    pairs = frame.target[mask].astype(np.int64) * k + frame.pred[mask].astype(np.int64)
+    cm = np.bincount(pairs, minlength=k * k).reshape(k, k)
     # keep the run's classes plus any target that occurs (e.g. a relabelled class)
     keep = [i for i, name in enumerate(frame.vocab) if name in classes or cm[i].sum() or cm[:, i].sum()]
-    return [frame.vocab[i] for i in keep], cm[np.ix_(keep, keep)]
+    frame.extras[key] = ([frame.vocab[i] for i in keep], cm[np.ix_(keep, keep)])
+    return frame.extras[key]
 
 
 # ---- embeddings and neighbours --------------------------------------------------------------------
