@@ -22,6 +22,15 @@ from app.pipeline.common import resolve_run
 from app.store.models import Clip, Prediction, Run
 
 SPLIT_ORDER = ("train", "validation", "test")
+
+
+def _in_clip_order(p):
+    """An always-true ``clip_id > 0`` that steers SQLite to the (run_id, clip_id) primary key.
+
+    Without it SQLite walks run a through the (run_id, loss) index, in random clip order, and every
+    lookup into run b and the clips table is a random read: 1.8 s instead of 0.23 s at 105k clips.
+    """
+    return p.clip_id > 0
 CHANGE_KINDS = ("fixed", "broke")
 
 
@@ -116,7 +125,8 @@ def _agreement(session: Session, a: Run, b: Run) -> dict[str, dict]:
     q = (select(Clip.split, same.label("same"), func.count(), ones(pa.agree), ones(pb.agree),
                 ones(and_(~pa.agree, pb.agree)), ones(and_(pa.agree, ~pb.agree)))
          .select_from(pa).join(pb, and_(pb.clip_id == pa.clip_id, pb.run_id == b.id))
-         .join(Clip, Clip.id == pa.clip_id).where(pa.run_id == a.id).group_by(Clip.split, same))
+         .join(Clip, Clip.id == pa.clip_id).where(pa.run_id == a.id, _in_clip_order(pa))
+         .group_by(Clip.split, same))
     out: dict[str, dict] = {}
     for split, is_same, n, ok_a, ok_b, fixed, broke in session.execute(q).all():
         d = out.setdefault(split, {"same_target": _acc(0, 0, 0), "relabeled": _acc(0, 0, 0),
@@ -180,7 +190,7 @@ def changed_clips(session: Session, a: Run, b: Run, kind: str = "fixed", split: 
     base = (select(Clip.id, Clip.path, Clip.label, Clip.split, pa.target, pa.pred, pa.confidence,
                    pb.target, pb.pred, pb.confidence)
             .select_from(pa).join(pb, and_(pb.clip_id == pa.clip_id, pb.run_id == b.id))
-            .join(Clip, Clip.id == pa.clip_id).where(pa.run_id == a.id, cond))
+            .join(Clip, Clip.id == pa.clip_id).where(pa.run_id == a.id, _in_clip_order(pa), cond))
     if split:
         base = base.where(Clip.split == split)
     total = session.scalar(select(func.count()).select_from(base.subquery()))
