@@ -127,9 +127,9 @@ def list_flags(session: Session, dataset: str | int | None = None, reason: str |
 
 def count_flags(session: Session, dataset: str | int | None = None) -> dict[str, int]:
     """Number of flags per reason (every reason present, zeros included) and ``total``."""
-    q = select(Flag.reason, func.count()).join(Clip, Clip.id == Flag.clip_id).group_by(Flag.reason)
-    if dataset not in (None, ""):
-        q = q.where(Clip.dataset_id == resolve_dataset(session, dataset).id)
+    q = select(Flag.reason, func.count()).group_by(Flag.reason)
+    if dataset not in (None, ""):  # every flag has its clip (cascade), so join only to filter
+        q = q.join(Clip, Clip.id == Flag.clip_id).where(Clip.dataset_id == resolve_dataset(session, dataset).id)
     counts = {r: 0 for r in FLAG_REASONS}
     counts.update(dict(session.execute(q).all()))
     counts["total"] = sum(counts[r] for r in FLAG_REASONS)
