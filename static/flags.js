@@ -7,6 +7,25 @@
   function row(id) { return document.querySelector('tr[data-clip="' + id + '"]'); }
   function editor(id) { return document.querySelector('tr[data-editor="' + id + '"]'); }
 
+  /* One editor, cloned from the <template> under the row being edited (100 rows x every label
+   * as <option>s would make the page several times heavier). */
+  function openEditor(id) {
+    const open = editor(id);
+    if (open) { open.remove(); return; }
+    const tr = row(id);
+    const ed = document.getElementById("flag-editor").content.firstElementChild.cloneNode(true);
+    ed.dataset.editor = id;
+    const form = ed.querySelector("form");
+    form.dataset.clip = id;
+    form.elements.reason.value = tr.dataset.reason;
+    form.elements.corrected_label.value = tr.dataset.corrected || "";
+    form.elements.note.value = tr.dataset.note || "";
+    ed.querySelector("[data-cancel]").dataset.cancel = id;
+    tr.after(ed);
+    form.elements.reason.focus();
+  }
+  function closeEditor(id) { const ed = editor(id); if (ed) ed.remove(); }
+
   function showRow(id, flag) {
     const tr = row(id);
     if (!tr) return;
@@ -31,7 +50,7 @@
       note: fd.get("note") || "", author: E.author(),
     });
     showRow(id, flag);
-    editor(id).hidden = true;
+    closeEditor(id);
     E.toast("flag on clip " + id + " saved");
   }
 
@@ -39,15 +58,14 @@
     await E.clearFlag(id);
     const tr = row(id);
     if (tr) tr.classList.add("cleared");
-    const ed = editor(id);
-    if (ed) ed.hidden = true;
+    closeEditor(id);
   }
 
   document.addEventListener("click", (ev) => {
     const edit = ev.target.closest("[data-edit]");
-    if (edit) { const ed = editor(edit.dataset.edit); ed.hidden = !ed.hidden; return; }
+    if (edit) { openEditor(edit.dataset.edit); return; }
     const cancel = ev.target.closest("[data-cancel]");
-    if (cancel) { editor(cancel.dataset.cancel).hidden = true; return; }
+    if (cancel) { closeEditor(cancel.dataset.cancel); return; }
     const clr = ev.target.closest("[data-clear]");
     if (clr) clear(clr.dataset.clear).catch((e) => E.toast(e.message, true));
   });
