@@ -29,8 +29,11 @@
     return out;
   }
 
-  function label(i) { return meta.vocab[cols.target[i]]; }
-  function pred(i) { return meta.vocab[cols.pred[i]]; }
+  // plotly reads a subset of HTML in hover text and legend names: names from the data go in escaped
+  function plain(s) { return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
+  let safeVocab = [];
+  function label(i) { return safeVocab[cols.target[i]]; }
+  function pred(i) { return safeVocab[cols.pred[i]]; }
 
   function visibleIndices() {
     const idx = [];
@@ -56,7 +59,7 @@
     }
     if (c === "label" || c === "pred") {
       const col = c === "label" ? cols.target : cols.pred;
-      return categorical(idx, (i) => col[i], (k) => meta.vocab[k], (k) => PALETTE[k % PALETTE.length]);
+      return categorical(idx, (i) => col[i], (k) => safeVocab[k], (k) => PALETTE[k % PALETTE.length]);
     }
     if (c === "split") return categorical(idx, (i) => cols.split[i], (k) => meta.splits[k], (k) => SPLIT_COLORS[k % 3]);
     if (c === "flag") {
@@ -199,6 +202,7 @@
       const resp = await fetch(cfg.bin_url, { credentials: "same-origin" });
       if (!resp.ok) throw new Error("points: HTTP " + resp.status);
       cols = decode(await resp.arrayBuffer());
+      safeVocab = meta.vocab.map(plain);
       el.innerHTML = "";
       draw();
       el.on("plotly_click", (ev) => { const ids = pointsToClips(ev.points); if (ids.length) showClip(ids[0]); });

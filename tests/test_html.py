@@ -291,11 +291,13 @@ def test_hostile_label_note_and_names_come_back_escaped(site):
     with st.sessions() as s:
         s.get(Dataset, fx.dataset_id).name = f"ds{evil}"
         s.get(Clip, cid).path = f"yes/{evil}.wav"
+        s.get(Clip, fx.clip_ids[4]).label = evil  # goes into the chart JSON embedded in the overview
         s.add(Reject(dataset_id=fx.dataset_id, path=f"{evil}.wav", reason="unreadable", detail=evil))
         s.commit()
     r = client.post(f"/api/clips/{cid}/flag", json={"reason": "other", "note": evil, "author": evil},
                     headers={"X-Earmark-CSRF": "1"})
     assert r.status_code == 200 and r.json()["note"] == evil
+    assert "\\u003cscript\\u003e" in client.get("/").text
     for url in ["/", f"/clips?run={fx.run_id}&flag=any", f"/clips/{cid}?run={fx.run_id}"]:
         html = client.get(url).text
         assert "<script>alert(1)</script>" not in html, url
