@@ -275,18 +275,6 @@ def clip_rows(session: Session, run: Run, clip_ids: list[int]) -> list[dict]:
     return out
 
 
-def row_dict(c: Clip, p: Prediction | None, s: ClipScore | None, flag: Flag | None) -> dict:
-    """One clip, from ORM rows, in the same shape as ``clip_rows`` gives."""
-    cutoff = s.cutoff_score if s is not None else (1.0 if c.cutoff_signal else 0.0)
-    return dict(
-        id=c.id, path=c.path, label=c.label, word=c.word, split=c.split, speaker=c.speaker,
-        duration_s=c.duration_s, target=p.target if p else None, pred=p.pred if p else None,
-        confidence=p.confidence if p else None, loss=p.loss if p else None, agree=p.agree if p else None,
-        cutoff_score=cutoff, cutoff_source="analysis" if s is not None else "signal",
-        suggested_label=s.suggested_label if s is not None else None, flag=flag_dict(flag),
-    )
-
-
 # ---- overview ------------------------------------------------------------------------------------
 
 def datasets(session: Session) -> list[Dataset]:

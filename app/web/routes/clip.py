@@ -40,18 +40,18 @@ def clip_detail(session: Session, run: Run, clip_id: int, cache: dict) -> dict:
     dataset = session.get(Dataset, clip.dataset_id)
     pred = session.get(Prediction, (run.id, clip_id))
     score = session.get(ClipScore, (run.id, clip_id))
-    flag = queries.flags_for(session, [clip_id]).get(clip_id)
-    row = queries.row_dict(clip, pred, score, flag)
     frame = queries.run_frame(session, run, cache)
     neighbours = queries.nearest(session, frame, clip_id, k=10)
-    near_rows = {r["id"]: r for r in queries.clip_rows(session, run, [c for c, _ in neighbours])}
-    near = [dict(near_rows[c], similarity=s) for c, s in neighbours if c in near_rows]
-    speaker = []
+    speaker_ids: list[int] = []
     if clip.speaker:
-        ids = session.scalars(select(Clip.id).where(and_(Clip.dataset_id == clip.dataset_id,
-                                                         Clip.speaker == clip.speaker, Clip.id != clip_id))
-                              .order_by(Clip.id).limit(SPEAKER_LIMIT)).all()
-        speaker = queries.clip_rows(session, run, list(ids))
+        speaker_ids = list(session.scalars(
+            select(Clip.id).where(and_(Clip.dataset_id == clip.dataset_id, Clip.speaker == clip.speaker,
+                                       Clip.id != clip_id)).order_by(Clip.id).limit(SPEAKER_LIMIT)))
+    # one query (and one flag lookup) for the clip, its neighbours and the speaker's clips
+    rows = {r["id"]: r for r in queries.clip_rows(session, run, [clip_id, *[c for c, _ in neighbours], *speaker_ids])}
+    row = dict(rows[clip_id])
+    near = [dict(rows[c], similarity=s) for c, s in neighbours if c in rows]
+    speaker = [rows[c] for c in speaker_ids if c in rows]
     row.update(
         dataset=dict(id=dataset.id, name=dataset.name), sample_rate=clip.sample_rate, n_samples=clip.n_samples,
         channels=clip.channels, utterance=clip.utterance, content_hash=clip.content_hash,
