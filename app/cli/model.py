@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich import box
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -120,14 +121,15 @@ def _print_runs(s, only: int | None = None) -> None:
     if not rows:
         console.print("no runs yet; train one with `earmark train --dataset NAME`")
         return
-    table = Table("id", "name", "data set", "model", "status", "epochs", "train acc / F1", "val acc / F1",
-                  "test acc / F1")
+    table = Table(title="runs: accuracy / macro-F1 (%) per split", box=box.SIMPLE_HEAD)
+    for col in ("id", "name", "model", "status", "epochs", "train", "val", "test"):
+        table.add_column(col, no_wrap=col != "name", overflow="fold")
     for r in rows:
         def cell(split: str, r=r) -> str:
             m = r["metrics"].get(split)
-            return f"{m['accuracy']:.3f} / {m['macro_f1']:.3f}" if m else "-"
+            return f"{100 * m['accuracy']:.1f}/{100 * m['macro_f1']:.1f}" if m else "-"
 
         status = r["status"] if r["status"] != "failed" else f"[red]failed[/] ({(r['error'] or '')[:40]})"
-        table.add_row(str(r["id"]), r["name"], r["dataset"], r["model"], status,
+        table.add_row(str(r["id"]), f"{r['name']} [dim]({r['dataset']})[/]", r["model"], status,
                       f"{r['epochs']}/{r['planned_epochs']}", cell("train"), cell("validation"), cell("test"))
     console.print(table)

@@ -1,0 +1,171 @@
+"""``app.pipeline.train``: runs in the store, flags applied with each policy, folds, the real sample, the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from app.errors import EarmarkError
+from app.pipeline.infer import infer_run
+from app.pipeline.train import CUTOFF, UNKNOWN, train_run
+from app.store.models import Clip, Epoch, Prediction, Run
+from app.store.writes import upsert_flag
+from ml.config import TrainConfig
+from tests.factories import make_dataset, make_run
+
+TINY = dict(epochs=1, batch_size=16, width=8, eval_batch_size=64)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
+
+
+def _flag_some(session, ds_id: int) -> dict[str, int]:
+    clips = session.execute(select(Clip.id, Clip.label).where(Clip.dataset_id == ds_id).order_by(Clip.id)).all()
+    picked = {"mislabeled": clips[0], "cutoff": clips[1], "noise_only": clips[2], "multiple_words": clips[3],
+              "other": clips[4]}
+    for reason, (cid, _label) in picked.items():
+        corrected = "go" if reason == "mislabeled" else None
+        upsert_flag(session, cid, reason, corrected, note="t", author="tester")
+    session.commit()
+    return {reason: cid for reason, (cid, _label) in picked.items()}
+
+
+def _targets(session, run_id: int) -> dict[int, str]:
+    return dict(session.execute(select(Prediction.clip_id, Prediction.target).where(Prediction.run_id == run_id)).all())
+
+
+def test_apply_flags_class_policy_adds_cutoff_class(store, tmp_path):
+    with store.sessions() as s:
+        ds, ids = make_dataset(s, tmp_path / "ds", n_clips=60)
+        parent = make_run(s, tmp_path / "ds", dataset=(ds, ids), name="before").run_id
+        flagged = _flag_some(s, ds.id)
+    run_id = train_run(store.settings, "fixture", TrainConfig(apply_flags=True, cutoff_policy="class", **TINY))
+    infer_run(store.settings, run_id)
+    with store.sessions() as s:
+        run = s.get(Run, run_id)
+        assert run.status == "complete" and run.parent_run_id == parent
+        assert run.classes[-1] == CUTOFF and CUTOFF not in run.classes[:-1]
+        assert {f["reason"] for f in run.flags_used} == {"mislabeled", "cutoff", "noise_only", "multiple_words"}
+        assert all(set(f) == {"clip_id", "reason", "corrected_label", "updated_at"} for f in run.flags_used)
+        assert run.label_map == {str(flagged["mislabeled"]): "go", str(flagged["cutoff"]): CUTOFF,
+                                 str(flagged["noise_only"]): CUTOFF, str(flagged["multiple_words"]): CUTOFF}
+        targets = _targets(s, run_id)
+        assert targets[flagged["mislabeled"]] == "go"
+        assert targets[flagged["cutoff"]] == CUTOFF
+        other_label = s.get(Clip, flagged["other"]).label
+        assert targets[flagged["other"]] == other_label  # 'other' flags change nothing
+        assert s.scalar(select(func.count()).select_from(Prediction).where(Prediction.run_id == run_id)) == 60
+
+
+def test_apply_flags_exclude_policy_leaves_clips_out(sqlite_store, tmp_path):
+    store = sqlite_store
+    with store.sessions() as s:
+        ds, _ids = make_dataset(s, tmp_path / "ds", n_clips=60)
+        flagged = _flag_some(s, ds.id)
+    run_id = train_run(store.settings, ds.id, TrainConfig(apply_flags=True, cutoff_policy="exclude", **TINY),
+                       name="excl")
+    infer_run(store.settings, "excl")
+    with store.sessions() as s:
+        run = s.get(Run, run_id)
+        assert CUTOFF not in run.classes and run.parent_run_id is None  # no complete run to improve on
+        assert run.label_map[str(flagged["cutoff"])] is None
+        assert run.label_map[str(flagged["mislabeled"])] == "go"
+        targets = _targets(s, run_id)
+        # Left-out clips are still predicted, against their label as filed.
+        assert targets[flagged["cutoff"]] == s.get(Clip, flagged["cutoff"]).label
+        assert targets[flagged["mislabeled"]] == "go"
+
+
+def test_apply_flags_in_the_12_class_task_uses_unknown(sqlite_store, tmp_path):
+    store = sqlite_store
+    labels = ["yes", "no", "bed", "cat"]
+    with store.sessions() as s:
+        ds, ids = make_dataset(s, tmp_path / "ds", n_clips=40, labels=labels)
+        upsert_flag(s, ids[0], "cutoff")  # a 'yes' clip
+        s.commit()
+    run_id = train_run(store.settings, ds.id, TrainConfig(classes="v1-12", apply_flags=True, **TINY))
+    infer_run(store.settings, run_id)
+    with store.sessions() as s:
+        run = s.get(Run, run_id)
+        assert len(run.classes) == 12 and run.classes[-2:] == [UNKNOWN, "_silence_"]
+        targets = _targets(s, run_id)
+        assert targets[ids[0]] == UNKNOWN
+        assert targets[ids[2]] == UNKNOWN  # 'bed' is not a keyword
+        assert targets[ids[1]] == "no"
+
+
+def test_folds_store_out_of_fold_probabilities_for_training_clips(sqlite_store, tmp_path):
+    store = sqlite_store
+    with store.sessions() as s:
+        ds, _ = make_dataset(s, tmp_path / "ds", n_clips=90, labels=["yes", "no", "up"])
+        s.commit()
+    run_id = train_run(store.settings, ds.id, TrainConfig(folds=2, **TINY))
+    infer_run(store.settings, run_id)
+    with store.sessions() as s:
+        assert s.get(Run, run_id).folds == 2
+        rows = s.execute(select(Clip.split, Prediction.oof_probs, Prediction.probs)
+                         .join(Prediction, Prediction.clip_id == Clip.id).where(Prediction.run_id == run_id)).all()
+    for split, oof, probs in rows:
+        if split == "train":
+            p = np.frombuffer(oof, dtype=np.float32)
+            assert p.shape == (3,) and abs(p.sum() - 1) < 1e-4
+            assert oof != probs
+        else:
+            assert oof is None
+
+
+def test_train_runs_end_to_end_on_the_real_sample(sqlite_store, shared_sample, tmp_path):
+    import shutil
+
+    from app.pipeline.ingest import ingest
+
+    store = sqlite_store
+    root = tmp_path / "sample"
+    shutil.copytree(shared_sample, root)
+    ingest(store.settings, root, name="sample", workers=1)
+    epochs = []
+    run_id = train_run(store.settings, "sample", TrainConfig(epochs=1, batch_size=32, width=8),
+                       progress=lambda stage, done, total: epochs.append(stage))
+    infer_run(store.settings, run_id)
+    with store.sessions() as s:
+        run = s.get(Run, run_id)
+        assert run.status == "complete" and len(run.classes) == 30 and run.epochs_done == 1
+        assert set(run.metrics) == {"train", "validation", "test"}
+        assert run.metrics["train"]["per_class"]["yes"]["support"] > 0
+        assert s.scalar(select(func.count()).select_from(Epoch).where(Epoch.run_id == run_id)) == 1
+        assert s.scalar(select(func.count()).select_from(Prediction).where(Prediction.run_id == run_id)) == 300
+    assert {"decoding", "training"} <= set(epochs)
+    assert (store.settings.runs_dir / str(run_id) / "tb").is_dir()
+
+
+def test_train_errors_are_clear(sqlite_store, tmp_path):
+    with pytest.raises(EarmarkError, match="no data set"):
+        train_run(sqlite_store.settings, "nope", TrainConfig(**TINY))
+    with sqlite_store.sessions() as s:
+        make_dataset(s, tmp_path / "ds", n_clips=20)
+        s.commit()
+    with pytest.raises(EarmarkError, match="invalid training settings"):
+        train_run(sqlite_store.settings, None, TrainConfig(model="resnet152", **TINY))
+
+
+def test_cli_train_then_runs_lists_it(sqlite_store, tmp_path, monkeypatch):
+    from app.cli import app
+
+    with sqlite_store.sessions() as s:
+        make_dataset(s, tmp_path / "ds", n_clips=30, labels=["yes", "no", "up"])
+        s.commit()
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(sqlite_store.settings.data_dir))
+    monkeypatch.setenv("EARMARK_DATABASE_URL", sqlite_store.url)
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--epochs", "1", "--width", "8", "--batch-size", "8", "--name", "cli-run"])
+    assert res.exit_code == 0, res.output
+    assert "run id: 1" in res.output
+    res = runner.invoke(app, ["runs"])
+    assert res.exit_code == 0 and "cli-run" in res.output and "complete" in res.output
+    res = runner.invoke(app, ["infer", "--run", "99"])
+    assert res.exit_code == 1 and "no run '99'" in res.output
