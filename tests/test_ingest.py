@@ -201,6 +201,29 @@ def test_ingest_pool_matches_inline(sqlite_store, tmp_path):
     assert rows(inline.dataset_id) == rows(pooled.dataset_id)
 
 
+def test_ingest_survives_a_decoding_process_that_dies(sqlite_store, tmp_path, caplog):
+    import logging
+    import multiprocessing
+
+    caplog.set_level(logging.WARNING, logger="app.pipeline.ingest")
+    root = tmp_path / "many"
+    for i in range(600):
+        write_wav_fast(root / ("ab"[i % 2]) / f"{i:08x}_nohash_0.wav", clip(i, seconds=0.05))
+    killed = []
+
+    def progress(stage, done, total):
+        # Kill one pool worker once results flow: its chunk and the ones in flight are lost with it.
+        if stage == "decoding" and done and not killed:
+            victims = multiprocessing.active_children()
+            assert victims, "the pool should be running"
+            os.kill(victims[0].pid, signal.SIGKILL)
+            killed.append(victims[0].pid)
+
+    rep = ingest(sqlite_store.settings, root, name="resilient", workers=2, progress=progress)
+    assert killed and rep.n_clips == 600 and rep.n_rejects == 0
+    assert "a decoding process died" in caplog.text  # the recovery path really ran
+
+
 def test_ingest_cleans_up_a_stale_ingesting_row(store, tmp_path):
     make_training_layout(tmp_path / "ds")
     with store.sessions() as s:

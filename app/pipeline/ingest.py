@@ -19,6 +19,8 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
@@ -53,40 +55,74 @@ def _init_worker(root: str, sample_rate: int, max_samples: int | None) -> None:
     _worker_cfg.update(root=root, sample_rate=sample_rate, max_samples=max_samples)
 
 
-def _process_chunk(paths: list[str]) -> list[tuple]:
-    """Decode and measure files; each result is ('ok', path, values) or ('reject', path, reason, detail)."""
-    root, sr, max_samples = _worker_cfg["root"], _worker_cfg["sample_rate"], _worker_cfg["max_samples"]
-    out: list[tuple] = []
-    for rel in paths:
-        try:
-            d = decode(os.path.join(root, rel), sample_rate=sr, max_samples=max_samples)
-        except AudioError as exc:
-            out.append(("reject", rel, exc.reason, exc.detail))
-            continue
-        except Exception as exc:  # noqa: BLE001 - a bad file must never stop an ingest
-            out.append(("reject", rel, "unreadable", f"{type(exc).__name__}: {exc}"[:300]))
-            continue
+def _measure(root: str, rel: str, sr: int, max_samples: int | None) -> tuple:
+    """('ok', path, values) or ('reject', path, reason, detail) for one file."""
+    try:
+        d = decode(os.path.join(root, rel), sample_rate=sr, max_samples=max_samples)
         st = signal_stats(d.as_float(), d.sample_rate)
         content_hash = hashlib.sha1(d.samples.tobytes()).hexdigest()
-        out.append(("ok", rel, (d.sample_rate, d.n_samples, d.channels, content_hash,
-                                st.duration_s, st.rms_dbfs, st.peak, st.clipped_frac, st.lead_silence_ms,
-                                st.trail_silence_ms, st.end_energy_db, st.cutoff_signal)))
+    except AudioError as exc:
+        return ("reject", rel, exc.reason, exc.detail)
+    except Exception as exc:  # noqa: BLE001 - a bad file must never stop an ingest
+        return ("reject", rel, "unreadable", f"{type(exc).__name__}: {exc}"[:300])
+    return ("ok", rel, (d.sample_rate, d.n_samples, d.channels, content_hash,
+                        st.duration_s, st.rms_dbfs, st.peak, st.clipped_frac, st.lead_silence_ms,
+                        st.trail_silence_ms, st.end_energy_db, st.cutoff_signal))
+
+
+def _process_chunk(paths: list[str]) -> list[tuple]:
+    """Decode and measure a list of files (runs in a pool worker or in-process)."""
+    cfg = _worker_cfg
+    return [_measure(cfg["root"], rel, cfg["sample_rate"], cfg["max_samples"]) for rel in paths]
+
+
+def _isolate(chunk: list[str], ctx, initargs: tuple) -> list[tuple]:
+    """Re-run a chunk whose worker died, one file per process, so the file that kills it is found."""
+    out = []
+    for rel in chunk:
+        try:
+            with ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=initargs) as ex:
+                out += ex.submit(_process_chunk, [rel]).result()
+        except BrokenProcessPool:
+            log.warning("%s crashed the audio decoder; rejected", rel)
+            out.append(("reject", rel, "unreadable", "the file crashed the audio decoder"))
     return out
 
 
 def _decode_all(root: Path, paths: list[str], sample_rate: int, max_samples: int | None,
                 workers: int | None) -> Iterator[list[tuple]]:
-    """Yield result chunks in input order, decoding in a process pool for large sets."""
-    chunks = [paths[i:i + CHUNK] for i in range(0, len(paths), CHUNK)]
+    """Yield result chunks in input order, decoding in a process pool for large sets.
+
+    A worker that dies (a decoder crash, the OOM killer) does not stop the ingest: its chunk is
+    re-run one file per process, and the rest goes on in a fresh pool.
+    """
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    # Large chunks keep IPC negligible; smaller ones for small sets keep every worker busy.
+    size = max(16, min(CHUNK, len(paths) // (max(1, n_workers) * 8) or 1))
+    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+    initargs = (str(root), sample_rate, max_samples)
     if len(paths) < INLINE_BELOW or n_workers <= 1:
-        _init_worker(str(root), sample_rate, max_samples)
+        _init_worker(*initargs)
         for chunk in chunks:
             yield _process_chunk(chunk)
         return
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(n_workers, _init_worker, (str(root), sample_rate, max_samples)) as pool:
-        yield from pool.imap(_process_chunk, chunks)
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    i = 0
+    while i < len(chunks):
+        ex = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=initargs)
+        finished = False
+        try:
+            for result in ex.map(_process_chunk, chunks[i:]):
+                yield result
+                i += 1
+            finished = True
+        except BrokenProcessPool:
+            log.warning("a decoding process died; re-running its %d files one by one", len(chunks[i]))
+            yield _isolate(chunks[i], ctx, initargs)
+            i += 1
+        finally:
+            # On success wait for the workers to exit; on any failure do not decode the rest.
+            ex.shutdown(wait=finished, cancel_futures=not finished)
 
 
 def _fingerprint(layout: Layout, sample_rate: int, max_samples: int | None) -> str:
