@@ -4,6 +4,7 @@ clip filed under the wrong word, a pair of identical clips, one obvious outlier,
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from ml.analysis.clusters import cluster_embeddings, rank_clusters
@@ -125,6 +126,7 @@ def test_outliers_rank_one_obvious_outlier_first():
     assert 0 <= score.min() and score.max() <= 1 and score[17] == score.max()
 
 
+@pytest.mark.slow  # pynndescent compiles its numba kernels on first use (~35 s on 2 idle cores)
 def test_knn_excludes_self_and_matches_exact_search_when_approximate():
     x, _ = _blobs(150, 4, 8, 4)
     exact = knn_cosine(x, k=5)

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 HELD_OUT_SPLITS = ("validation", "test")
 MAX_LEAKAGE_LISTED = 500
+# Signal stats that join the embeddings in the clustering space (see ml.analysis.clusters).
+CLUSTER_SIGNAL = ("end_energy_db", "trail_silence_ms", "lead_silence_ms", "rms_dbfs")
 
 
 @dataclass
@@ -209,7 +211,8 @@ def analyze_run(session: Session, run_ref: str | int | None, progress: Progress 
     timings["label_issues"] = time.perf_counter() - t
 
     t = step("error clusters (HDBSCAN)", 4)
-    clusters = cluster_embeddings(data.emb, seed=seed)
+    signal = np.stack([data.signal[c] for c in CLUSTER_SIGNAL], axis=1)  # (n, 4)
+    clusters = cluster_embeddings(data.emb, seed=seed, signal=signal)
     timings["clusters"] = time.perf_counter() - t
 
     t = step("duplicates and outliers", 5)
@@ -239,7 +242,7 @@ def analyze_run(session: Session, run_ref: str | int | None, progress: Progress 
     old = select(Finding.id).where(Finding.run_id == run.id)
     session.execute(delete(FindingClip).where(FindingClip.finding_id.in_(old)))
     session.execute(delete(Finding).where(Finding.run_id == run.id))
-    merge_clip_scores(session, run.id, updates)
+    merge_clip_scores(session, run.id, updates, replace=True)
     for rank, f in enumerate(findings, start=1):
         row = Finding(run_id=run.id, kind=f.kind, rank=rank, score=float(f.score), title=f.title,
                       description=f.description, reason=f.reason, suggested_label=f.suggested_label,

@@ -76,15 +76,17 @@ def neighbor_lists(clip_ids: np.ndarray, idx: np.ndarray, sims: np.ndarray, k: i
     return ids_out, sims_out
 
 
-def merge_clip_scores(session: Session, run_id: int, updates: dict[int, dict]) -> None:
+def merge_clip_scores(session: Session, run_id: int, updates: dict[int, dict], replace: bool = False) -> None:
     """Replace the run's ClipScore rows, keeping every stored column that ``updates`` does not set.
 
     ``updates`` maps clip id -> column values. Clips with a stored row but no update keep it as is.
-    Done as delete + bulk insert so it is one statement pair on either database; caller commits.
+    With ``replace`` the stored rows are not read: ``updates`` becomes the whole set (each update
+    sets every column). Done as delete + bulk insert, the same on either database; caller commits.
     """
     cols = [getattr(ClipScore, c) for c in CLIP_SCORE_COLUMNS]
-    existing = {r[0]: dict(zip(CLIP_SCORE_COLUMNS, r[1:], strict=True))
-                for r in session.execute(select(ClipScore.clip_id, *cols).where(ClipScore.run_id == run_id))}
+    existing = {} if replace else {
+        r[0]: dict(zip(CLIP_SCORE_COLUMNS, r[1:], strict=True))
+        for r in session.execute(select(ClipScore.clip_id, *cols).where(ClipScore.run_id == run_id))}
     defaults = {"cutoff_score": 0.0, "label_quality": None, "suggested_label": None, "label_issue": False,
                 "outlier_score": None, "cluster": None, "duplicate_of": None, "neighbors": None,
                 "neighbor_sims": None}

@@ -8,6 +8,8 @@ Signal evidence comes from the stats ingest computed per clip (``ml.analysis.sig
   * an onset so late that no word fits between it and the end.
 Model evidence: the model disagrees with the label, or is unsure. Signal evidence is necessary (a
 disagreement alone is not a cut-off); model evidence raises the score of clips with signal evidence.
+With the defaults a clip reaches ``CUTOFF_THRESHOLD`` on end evidence only when ingest's
+``cutoff_signal`` (loud last 50 ms in a clip with a real dynamic range) is on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ END_DB_SCALE = 3.0  # dB per logistic unit
 TRAIL_MS_FULL = 20.0  # trailing silence up to this still counts fully as "still speaking at the end"
 TRAIL_MS_ZERO = 120.0  # ... and from this on not at all
 MIN_WORD_MS = 300.0  # a keyword needs at least this long after its onset
+END_WITHOUT_INDICATOR = 0.5  # end evidence scale when ingest's cutoff_signal is off
 STEADY_MS = 10.0  # leading and trailing silence both below this: sound throughout the clip
 START_EVIDENCE = 0.6
 SIGNAL_WEIGHT = 0.6  # score of a clip with full signal evidence whose prediction is confident and right
@@ -76,7 +79,9 @@ def cutoff_scores(
     # past the end; ingest's indicator, which checks the clip's dynamic range, can still say so.
     steady = (lead < STEADY_MS) & (trail < STEADY_MS)
     end = _sigmoid((end_db - END_DB_MID) / END_DB_SCALE) * still_on * ~steady
-    end = np.maximum(end, np.where(flag, 0.9, 0.0))  # ingest's own indicator agrees
+    # Ingest's indicator also checks that the clip has a real dynamic range (a word over a quieter
+    # floor); without it, loud edges are as likely noise as a cut word, so they only rank clips.
+    end = np.where(flag, np.maximum(end, 0.9), END_WITHOUT_INDICATOR * end)
     # Sound from the very first frame, while the clip does go quiet later: the word may have begun
     # before the recording. Weaker: alone it reaches the threshold only when the model fails too.
     start = np.where((lead <= 0.0) & (trail >= 100.0), START_EVIDENCE, 0.0)

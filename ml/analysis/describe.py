@@ -23,6 +23,7 @@ SIGNAL_WORDS = {
 NOTABLE_SHIFT = 0.75
 CUTOFF_SHARE = 0.5  # share of clips above the cut-off threshold that makes a group "likely cut off"
 MISLABEL_SHARE = 0.5  # share of label issues that makes a group "likely mislabeled"
+NOISE_EDGE_MS = 50.0  # median leading and trailing silence below this: sound throughout -> noise only
 
 
 @dataclass
@@ -63,6 +64,14 @@ def signal_shifts(members: np.ndarray, signal: dict[str, np.ndarray]) -> list[tu
     return out
 
 
+def _sound_throughout(members: np.ndarray, signal: dict[str, np.ndarray]) -> bool:
+    """Most of the group has (almost) no silence at either edge: steady sound, not a word."""
+    lead, trail = signal.get("lead_silence_ms"), signal.get("trail_silence_ms")
+    if lead is None or trail is None:
+        return False
+    return bool(np.median(lead[members]) < NOISE_EDGE_MS and np.median(trail[members]) < NOISE_EDGE_MS)
+
+
 def describe_group(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, agree: np.ndarray,
                    signal: dict[str, np.ndarray], cutoff_score: np.ndarray, cutoff_threshold: float,
                    label_issue: np.ndarray, suggested: np.ndarray) -> Description:
@@ -82,6 +91,9 @@ def describe_group(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, a
     end_high = any(c == "end_energy_db" and s > 0 for c, _, _, s in shifts)
     if cut_share >= CUTOFF_SHARE or (end_high and cut_share >= 0.3):
         reason, verdict = "cutoff", f"likely cut off ({cut_share:.0%} score above the cut-off threshold)"
+    elif n and _sound_throughout(members, signal):
+        reason = "noise_only"
+        verdict = "sound from the first to the last frame with no quiet before or after a word: likely noise only"
     elif issue_share >= MISLABEL_SHARE:
         reason = "mislabeled"
         common = _top(suggested[members][label_issue[members]], 1)
@@ -97,6 +109,8 @@ def describe_group(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, a
     title = f"{n:,} clips, {dis:.0%} disagree: mostly '{main_label}' predicted as '{main_pred}'"
     if reason == "cutoff":
         title = f"{n:,} clips, {dis:.0%} disagree, likely cut off (mostly '{main_label}')"
+    elif reason == "noise_only":
+        title = f"{n:,} clips, {dis:.0%} disagree, likely noise only"
     stats = {
         "n": n, "disagree_rate": round(dis, 4), "cutoff_share": round(cut_share, 4),
         "label_issue_share": round(issue_share, 4),
