@@ -52,7 +52,7 @@ def confusion_diff_figure(classes: list[str], diff: list[list[int]], cma: list[l
             "colorbar": {"title": {"text": "better →", "side": "right"}, "thickness": 12, "tickvals": []},
         }],
         "layout": {
-            "font": FONT, "height": size, "margin": {"l": 110, "r": 40, "t": 20, "b": 110},
+            "font": FONT, "height": size, "margin": {"l": 140, "r": 40, "t": 20, "b": 110},
             "xaxis": {"title": {"text": "predicted"}, "tickangle": -50, "side": "bottom", "automargin": True},
             "yaxis": {"title": {"text": "target"}, "autorange": "reversed", "automargin": True},
             "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
