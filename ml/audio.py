@@ -9,6 +9,7 @@ failure, to tell "not audio at all" from "an audio file that is broken".
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,61 @@ def _classify_open_failure(path: Path, exc: Exception) -> AudioError:
     return AudioError("unreadable", f"corrupt audio: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
 
 
+# The fast path reads whole files; anything bigger goes through libsndfile, which checks the
+# length from the header before reading.
+_FAST_MAX_BYTES = 4 << 20
+
+
+def _pcm16_wav(path: Path) -> tuple[np.ndarray, int, int] | None:
+    """(int16 samples (frames, channels), sample rate, channels) of a plain 16-bit PCM WAV, else None.
+
+    A few microseconds instead of libsndfile's ~40: ingest decodes every clip, and the data sets
+    are almost all plain PCM WAV. Anything unusual (other encodings, WAVE_FORMAT_EXTENSIBLE, odd
+    chunks, big files) returns None and goes to libsndfile, so both paths give the same samples.
+    """
+    try:
+        if os.path.getsize(path) > _FAST_MAX_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos, fmt = 12, None
+    while pos + 8 <= len(data):
+        cid, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        body = pos + 8
+        if cid == b"fmt ":
+            if size < 16 or body + 16 > len(data):
+                return None
+            tag, channels, sr, _rate, align, bits = struct.unpack_from("<HHIIHH", data, body)
+            fmt = (tag, channels, sr, align, bits)
+        elif cid == b"data":
+            if fmt is None:
+                return None
+            tag, channels, sr, align, bits = fmt
+            if tag != 1 or bits != 16 or channels < 1 or align != 2 * channels or sr <= 0:
+                return None
+            end = min(body + size, len(data))  # a truncated data chunk holds what is there, as in libsndfile
+            n_frames = (end - body) // align
+            samples = np.frombuffer(data, dtype="<i2", count=n_frames * channels, offset=body)
+            return samples.reshape(n_frames, channels), sr, channels
+        pos = body + size + (size & 1)
+    return None
+
+
+def _validate(frames: int, sr: int, channels: int, sample_rate: int | None, max_samples: int | None,
+              require_mono: bool) -> None:
+    if frames <= 0:
+        raise AudioError("empty", "the file has a header but no samples")
+    if sample_rate is not None and sr != sample_rate:
+        raise AudioError("sample_rate", f"{sr} Hz, expected {sample_rate} Hz")
+    if require_mono and channels != 1:
+        raise AudioError("channels", f"{channels} channels, expected mono")
+    if max_samples is not None and frames > max_samples:
+        raise AudioError("too_long", f"{frames / sr:.3f} s ({frames} samples), at most {max_samples / sr:.3f} s allowed")
+
+
 def decode(path: str | Path, sample_rate: int | None = 16000, max_samples: int | None = 16000,
            require_mono: bool = True) -> Decoded:
     """Open, validate and decode one file as int16.
@@ -84,24 +140,23 @@ def decode(path: str | Path, sample_rate: int | None = 16000, max_samples: int |
     ``max_samples`` (None accepts any length). Stereo is mixed down when allowed.
     """
     path = Path(path)
-    try:
-        with sf.SoundFile(str(path)) as f:
-            sr, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
-            if frames <= 0:
-                raise AudioError("empty", "the file has a header but no samples")
-            if sample_rate is not None and sr != sample_rate:
-                raise AudioError("sample_rate", f"{sr} Hz, expected {sample_rate} Hz")
-            if require_mono and channels != 1:
-                raise AudioError("channels", f"{channels} channels, expected mono")
-            if max_samples is not None and frames > max_samples:
-                raise AudioError(
-                    "too_long", f"{frames / sr:.3f} s ({frames} samples), at most {max_samples / sr:.3f} s allowed"
-                )
-            data = f.read(dtype="int16", always_2d=False)
-    except AudioError:
-        raise
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, EOFError) as exc:
-        raise _classify_open_failure(path, exc) from None
+    fast = _pcm16_wav(path)
+    if fast is not None:
+        data, sr, channels = fast
+        _validate(data.shape[0], sr, channels, sample_rate, max_samples, require_mono)
+        data = data[:, 0].copy() if channels == 1 else data  # copy: own, writable memory
+    else:
+        try:
+            with sf.SoundFile(str(path)) as f:
+                sr, channels = int(f.samplerate), int(f.channels)
+                _validate(int(f.frames), sr, channels, sample_rate, max_samples, require_mono)
+                # Read float and quantise here: libsndfile's int16 read of a float WAV gives all zeros.
+                x = f.read(dtype="float32", always_2d=False)
+            data = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+        except AudioError:
+            raise
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError, EOFError) as exc:
+            raise _classify_open_failure(path, exc) from None
     if data.ndim == 2:  # (n, channels) -> mono
         data = np.round(data.astype(np.float32).mean(axis=1)).astype(np.int16)
     if data.shape[0] == 0:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from ml.analysis.signal import signal_stats
-from ml.audio import REASONS, AudioError, decode, fix_length, read_wav, resample
+from ml.audio import REASONS, AudioError, _pcm16_wav, decode, fix_length, read_wav, resample
 from tests.conftest import tone, write_wav
 
 
@@ -123,3 +124,39 @@ def test_signal_stats_clipping_and_digital_silence():
     assert signal_stats(x, 16000).clipped_frac > 0.5
     z = signal_stats(np.zeros(16000, dtype=np.float32), 16000)
     assert z.peak == 0 and z.lead_silence_ms == 1000 and not z.cutoff_signal and z.rms_dbfs <= -100
+
+
+def _with_list_chunk(src: bytes) -> bytes:
+    """The same WAV with an odd-sized LIST chunk (padded) between 'fmt ' and 'data'."""
+    i = src.index(b"data")
+    extra = b"LIST" + (5).to_bytes(4, "little") + b"INFOx" + b"\0"
+    out = src[:i] + extra + src[i:]
+    return out[:4] + (len(out) - 8).to_bytes(4, "little") + out[8:]
+
+
+def test_decode_fast_path_matches_libsndfile(tmp_path, shared_sample):
+    files = sorted(shared_sample.glob("*/*.wav"))[::10]
+    base = write_wav(tmp_path / "base.wav", tone(0.5, amp=0.4)).read_bytes()
+    (tmp_path / "list.wav").write_bytes(_with_list_chunk(base))
+    (tmp_path / "cut.wav").write_bytes(base[: len(base) - 1001])  # truncated mid-sample
+    files += [tmp_path / "base.wav", tmp_path / "list.wav", tmp_path / "cut.wav"]
+    for p in files:
+        assert _pcm16_wav(p) is not None, p  # the fast path handled it ...
+        expected, sr = sf.read(str(p), dtype="int16")
+        got = decode(p, sample_rate=None, max_samples=None)
+        assert got.sample_rate == sr and got.samples.flags.writeable
+        np.testing.assert_array_equal(got.samples, expected)  # ... and agrees with libsndfile
+    stereo = write_wav(tmp_path / "st.wav", np.stack([tone(0.2), tone(0.2, freq=300)], axis=1))
+    expected = np.round(sf.read(str(stereo), dtype="int16")[0].astype(np.float32).mean(axis=1)).astype(np.int16)
+    np.testing.assert_array_equal(decode(stereo, require_mono=False).samples, expected)
+
+
+def test_decode_other_encodings_go_through_libsndfile(tmp_path):
+    for subtype in ("FLOAT", "PCM_24", "PCM_U8"):
+        p = write_wav(tmp_path / f"{subtype}.wav", tone(0.3, amp=0.5), subtype=subtype)
+        assert _pcm16_wav(p) is None
+        d = decode(p)
+        np.testing.assert_allclose(d.as_float(), tone(0.3, amp=0.5), atol=2e-2 if subtype == "PCM_U8" else 1e-4)
+    flac = tmp_path / "a.flac"
+    sf.write(str(flac), tone(0.3), 16000, format="FLAC")
+    assert decode(flac).n_samples == 4800

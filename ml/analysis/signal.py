@@ -48,19 +48,20 @@ def _db(power: np.ndarray | float) -> np.ndarray | float:
     return np.maximum(10.0 * np.log10(np.asarray(power) + _EPS), _FLOOR_DB)
 
 
+def _frame_means(sq: np.ndarray, hop: int) -> np.ndarray:
+    """Means of consecutive ``hop``-sample frames of ``sq``, shape (ceil(n / hop),); the last is partial."""
+    n = sq.shape[0]
+    full = (n // hop) * hop
+    means = sq[:full].reshape(-1, hop).mean(axis=1) if full else np.empty(0, dtype=sq.dtype)
+    if full < n:
+        means = np.append(means, sq[full:].mean())
+    return means
+
+
 def frame_energies(x: np.ndarray, sample_rate: int, frame_ms: float = FRAME_MS) -> np.ndarray:
     """Mean-square energy of non-overlapping frames, shape (n_frames,); the last frame is partial."""
     hop = max(1, int(round(sample_rate * frame_ms / 1000.0)))
-    n = x.shape[0]
-    n_frames = -(-n // hop)
-    sq = np.square(x, dtype=np.float64)
-    full = (n // hop) * hop
-    energies = np.empty(n_frames, dtype=np.float64)
-    if full:
-        energies[: n // hop] = sq[:full].reshape(-1, hop).mean(axis=1)
-    if full < n:
-        energies[-1] = sq[full:].mean()
-    return energies
+    return _frame_means(np.square(x, dtype=np.float64), hop)
 
 
 def signal_stats(x: np.ndarray, sample_rate: int) -> SignalStats:
@@ -70,13 +71,15 @@ def signal_stats(x: np.ndarray, sample_rate: int) -> SignalStats:
     duration_s = n / float(sample_rate)
     if n == 0:
         return SignalStats(0.0, _FLOOR_DB, 0.0, 0.0, 0.0, 0.0, _FLOOR_DB, False)
-    ax = np.abs(x)
-    peak = float(ax.max())
-    clipped_frac = float(np.count_nonzero(ax >= CLIP_LEVEL)) / n
-    rms_dbfs = float(_db(float(np.mean(np.square(x, dtype=np.float64)))))
+    peak = float(max(x.max(), -x.min()))
+    clipped_frac = 0.0
+    if peak >= CLIP_LEVEL:  # rare: only then look for clipped samples
+        clipped_frac = float(np.count_nonzero(np.abs(x) >= CLIP_LEVEL)) / n
+    sq = np.square(x, dtype=np.float64)  # (n,), reused for every energy below
+    rms_dbfs = float(_db(float(sq.mean())))
 
     frame_ms = FRAME_MS
-    energies = frame_energies(x, sample_rate, frame_ms)  # (n_frames,)
+    energies = _frame_means(sq, max(1, int(round(sample_rate * frame_ms / 1000.0))))  # (n_frames,)
     frame_db = _db(energies)
     loudest_db = float(frame_db.max())
     k = max(0, int(0.1 * (len(frame_db) - 1)))
@@ -91,7 +94,7 @@ def signal_stats(x: np.ndarray, sample_rate: int) -> SignalStats:
         lead_ms = trail_ms = total_ms
 
     end_n = max(1, int(round(sample_rate * END_MS / 1000.0)))
-    end_power = float(np.mean(np.square(x[-end_n:], dtype=np.float64)))
+    end_power = float(sq[-end_n:].mean())
     end_energy_db = float(_db(end_power)) - loudest_db if loudest_db > _FLOOR_DB else 0.0
     cutoff = bool(
         active.size > 0
