@@ -134,14 +134,25 @@ def evaluate(args) -> list[list]:
     for f in findings:
         by_kind.setdefault(f.kind, set()).update(members[f.id])
     clusters = [f for f in findings if f.kind == "cluster"]
-    detectors = [("cut-off finding", by_kind.get("cutoff", set())), ("label finding", by_kind.get("label", set())),
-                 ("top error cluster", set(members[clusters[0].id]) if clusters else set()),
-                 ("outlier finding", by_kind.get("outlier", set()))]
-    out = []
+
+    def clusters_for(reason: str) -> set[int]:
+        return set().union(*[set(members[f.id]) for f in clusters if f.reason == reason])
+
+    detectors = {"cut-off finding": by_kind.get("cutoff", set()), "label finding": by_kind.get("label", set()),
+                 "top error cluster": set(members[clusters[0].id]) if clusters else set(),
+                 "clusters said 'cut off'": clusters_for("cutoff"),
+                 "clusters said 'noise only'": clusters_for("noise_only"),
+                 "outlier finding": by_kind.get("outlier", set())}
+    relevant = {"cutoff": ["cut-off finding", "top error cluster", "clusters said 'cut off'"],
+                "mislabeled": ["label finding"],
+                "multiple_words": ["outlier finding", "label finding"],
+                "noise_only": ["clusters said 'noise only'", "outlier finding", "cut-off finding"]}
     goal = {"cutoff": "cut-off finding", "mislabeled": "label finding"}
-    for kind in ("cutoff", "mislabeled", "multiple_words", "noise_only"):
+    out = []
+    for kind, names in relevant.items():
         t = truth.get(kind, set())
-        for name, found in detectors:
+        for name in names:
+            found = detectors[name]
             p, r, tp = _prf(found, t)
             mark = "**" if goal.get(kind) == name else ""
             out.append([f"{mark}{kind}{mark}", len(t), name, len(found), tp, p, r])

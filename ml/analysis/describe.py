@@ -189,7 +189,11 @@ def cutoff_finding(ev: Evidence) -> FindingSpec | None:
 
 def label_finding(ev: Evidence) -> FindingSpec | None:
     """All label issues as one finding, each clip with its suggested label, worst first."""
-    members = np.flatnonzero(ev.label_issue)
+    # A clip that looks cut off is explained by that (and is in the cut-off finding): a model that
+    # hears half a word often names another one, which is no evidence of a wrong label.
+    explained = ev.cutoff_score >= ev.cutoff_threshold
+    members = np.flatnonzero(ev.label_issue & ~explained)
+    n_explained = int((ev.label_issue & explained).sum())
     if members.size == 0:
         return None
     badness = np.nan_to_num(1.0 - ev.label_quality, nan=0.0)
@@ -203,12 +207,15 @@ def label_finding(ev: Evidence) -> FindingSpec | None:
             f"{scope.get('validation_test_clips', 0):,} validation/test clips"
             + (f", {scope['train_clips_with_oof']:,} training clips" if scope.get("train_clips_with_oof") else "")
             + ".")
+    if n_explained:
+        text += f" Left out: {n_explained:,} more that look cut off (see the cut-off finding)."
     if scope.get("note"):
         text += f" Note: {scope['note']}."
     single = top[0][0][1] if len(pairs) == 1 else None
     return FindingSpec("label", float(scores.sum()), f"{members.size:,} clips seem mislabeled", text,
                        "mislabeled", single, members, scores, ev.suggested[members].tolist(),
-                       {"pairs": [[a, b, c] for (a, b), c in pairs.most_common(50)], "scope": scope})
+                       {"pairs": [[a, b, c] for (a, b), c in pairs.most_common(50)], "scope": scope,
+                        "left_out_cut_off": n_explained})
 
 
 def cluster_findings(ev: Evidence) -> list[FindingSpec]:
