@@ -111,6 +111,19 @@ def test_flags_import_roundtrip_is_byte_identical(store, tmp_path, fmt):
         assert fl.export_flags(s, fmt) == exported
 
 
+def test_flags_import_accepts_special_classes_the_api_accepts(store, tmp_path):
+    with store.sessions() as s:
+        fx = make_run(s, tmp_path / "d", n_clips=10)
+        upsert_flag(s, fx.clip_ids[0], "mislabeled", corrected_label="_unknown_")
+        upsert_flag(s, fx.clip_ids[1], "mislabeled", corrected_label="_cutoff_")
+        s.commit()
+        text = fl.export_flags(s, "csv")
+        s.query(Flag).delete()
+        s.commit()
+        assert fl.import_flags(s, text).created == 2
+        assert fl.export_flags(s, "csv") == text
+
+
 def test_flags_import_keeps_detector_link_when_unchanged(sqlite_store, tmp_path):
     with sqlite_store.sessions() as s:
         fx = make_run(s, tmp_path / "d", n_clips=20)

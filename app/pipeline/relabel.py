@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import EarmarkError
 from app.pipeline.common import resolve_dataset
+from app.pipeline.flag_files import iso_utc
 from app.store.models import Clip, Flag
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,6 @@ def corrected_labels(session: Session, dataset_id: int, policy: str = "class",
     """
     if policy not in POLICIES:
         raise EarmarkError(f"unknown cut-off policy {policy!r}", hint="use class or exclude", status=422)
-    from app.pipeline.flags import iso_utc
-
     q = (select(Flag, Clip.label).join(Clip, Clip.id == Flag.clip_id)
          .where(Clip.dataset_id == dataset_id).order_by(Flag.clip_id))
     label_map: dict[int, str | None] = {}
