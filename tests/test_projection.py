@@ -56,6 +56,7 @@ def test_project_stores_coordinates_and_neighbors_and_replaces_them(store, tmp_p
 
         # analyze keeps the graph (and reuses it); project after analyze keeps the analysis columns.
         summary = analyze_run(s, fx.run_id)
+        assert summary.neighbors_reused
         s.expire_all()
         cut = {r.clip_id: (r.cutoff_score, r.cluster) for r in s.scalars(select(ClipScore))}
         project_run(s, fx.run_id, seed=1)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict
 from app.pipeline.common import resolve_run
-from app.pipeline.project import GRAPH_K, Progress, _noop, merge_clip_scores, neighbor_lists
+from app.pipeline.project import N_NEIGHBORS, Progress, _noop, merge_clip_scores, neighbor_lists
 from app.store.models import Clip, ClipScore, Dataset, Embedding, Finding, FindingClip, Prediction, Run
 from app.store.writes import bulk_insert
 
@@ -64,6 +64,7 @@ class AnalyzeSummary:
     n_duplicate_pairs: int
     n_outliers: int
     label_scope: str
+    neighbors_reused: bool = False  # the kNN graph came from `earmark project` instead of being recomputed
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -185,7 +186,9 @@ def analyze_run(session: Session, run_ref: str | int | None, progress: Progress 
     timings["load"] = time.perf_counter() - t
 
     t = step("nearest neighbours", 1)
-    k = min(GRAPH_K, max(0, n - 1))
+    # The stored lists (10 per clip) are all the detectors need: outliers use 10 neighbours and a
+    # duplicate is always its copy's nearest neighbour.
+    k = min(N_NEIGHBORS, max(0, n - 1))
     graph = _stored_graph(session, run.id, data.clip_ids, k)
     reused = graph is not None
     if graph is None:
@@ -258,12 +261,11 @@ def analyze_run(session: Session, run_ref: str | int | None, progress: Progress 
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     progress("done", total, total)
-    scope["neighbors_reused_from_project"] = reused
     return AnalyzeSummary(
         run_id=run.id, n_clips=n, n_findings=len(findings), n_cutoff=int((cut.score >= CUTOFF_THRESHOLD).sum()),
         n_label_issues=int(issue.sum()), n_clusters=int(len(set(clusters.tolist()) - {-1})),
         n_duplicate_pairs=len(pairs), n_outliers=sum(1 for f in findings if f.kind == "outlier"),
-        label_scope=_scope_words(scope), timings={k: round(v, 2) for k, v in timings.items()},
+        label_scope=_scope_words(scope), neighbors_reused=reused, timings={k: round(v, 2) for k, v in timings.items()},
     )
 
 
