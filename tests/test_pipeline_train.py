@@ -169,3 +169,33 @@ def test_cli_train_then_runs_lists_it(sqlite_store, tmp_path, monkeypatch):
     assert res.exit_code == 0 and "cli-run" in res.output and "complete" in res.output
     res = runner.invoke(app, ["infer", "--run", "99"])
     assert res.exit_code == 1 and "no run '99'" in res.output
+
+
+def test_resume_after_an_interrupt_matches_an_uninterrupted_run(sqlite_store, tmp_path):
+    store = sqlite_store
+    with store.sessions() as s:
+        ds, _ = make_dataset(s, tmp_path / "ds", n_clips=48, labels=["yes", "no", "up"])
+        s.commit()
+    cfg = TrainConfig(**{**TINY, "epochs": 2, "batch_size": 4})
+    whole = train_run(store.settings, ds.id, cfg, name="whole")
+
+    def interrupt_in_epoch_two(stage: str, done: int, total: int) -> None:
+        if stage == "training" and done > total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(store.settings, ds.id, cfg, name="cut", progress=interrupt_in_epoch_two)
+    with store.sessions() as s:
+        cut = s.scalars(select(Run).where(Run.name == "cut")).one()
+        assert cut.status == "failed" and cut.error == "interrupted" and cut.epochs_done == 1
+    assert train_run(store.settings, resume="cut") == cut.id
+    with store.sessions() as s:
+        run = s.get(Run, cut.id)
+        assert run.status == "trained" and run.epochs_done == 2
+        assert s.scalars(select(Epoch.epoch).where(Epoch.run_id == cut.id).order_by(Epoch.epoch)).all() == [1, 2]
+    a = torch.load(store.settings.runs_dir / str(whole) / "last.pt", weights_only=False)["model"]
+    b = torch.load(store.settings.runs_dir / str(cut.id) / "last.pt", weights_only=False)["model"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    with pytest.raises(EarmarkError, match="finished training"):
+        train_run(store.settings, resume="cut")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich import box
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -12,7 +11,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
 from app.cli import app
 from app.cli.common import console, settings, user_errors
@@ -121,15 +119,13 @@ def _print_runs(s, only: int | None = None) -> None:
     if not rows:
         console.print("no runs yet; train one with `earmark train --dataset NAME`")
         return
-    table = Table(title="runs: accuracy / macro-F1 (%) per split", box=box.SIMPLE_HEAD)
-    for col in ("id", "name", "model", "status", "epochs", "train", "val", "test"):
-        table.add_column(col, no_wrap=col != "name", overflow="fold")
+    console.print("[bold]runs[/] (accuracy / macro-F1 in % per split)")
     for r in rows:
         def cell(split: str, r=r) -> str:
             m = r["metrics"].get(split)
             return f"{100 * m['accuracy']:.1f}/{100 * m['macro_f1']:.1f}" if m else "-"
 
-        status = r["status"] if r["status"] != "failed" else f"[red]failed[/] ({(r['error'] or '')[:40]})"
-        table.add_row(str(r["id"]), f"{r['name']} [dim]({r['dataset']})[/]", r["model"], status,
-                      f"{r['epochs']}/{r['planned_epochs']}", cell("train"), cell("validation"), cell("test"))
-    console.print(table)
+        status = r["status"] if r["status"] != "failed" else f"[red]failed[/] ({(r['error'] or '')[:60]})"
+        console.print(f"  [bold]{r['id']}[/]  {r['name']} [dim]({r['dataset']})[/]  {r['model']}  {status}  "
+                      f"epochs {r['epochs']}/{r['planned_epochs']}  train {cell('train')}  "
+                      f"val {cell('validation')}  test {cell('test')}", soft_wrap=True, highlight=False)
