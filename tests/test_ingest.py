@@ -224,6 +224,30 @@ def test_ingest_survives_a_decoding_process_that_dies(sqlite_store, tmp_path, ca
     assert "a decoding process died" in caplog.text  # the recovery path really ran
 
 
+def test_ingest_does_not_hold_the_sqlite_write_lock_while_decoding(sqlite_store, tmp_path):
+    import sqlite3
+
+    root = tmp_path / "many"
+    for i in range(500):
+        write_wav_fast(root / ("ab"[i % 2]) / f"{i:08x}_nohash_0.wav", clip(i, seconds=0.05))
+    db_path = sqlite_store.url.removeprefix("sqlite:///")
+    wrote = []
+
+    def progress(stage, done, total):
+        if stage == "decoding" and done and not wrote:  # another writer, mid-ingest, with a 1 s timeout
+            con = sqlite3.connect(db_path, timeout=1)
+            with con:
+                con.execute("INSERT INTO datasets (name, root, layout, status, n_clips, n_rejects, sample_rate, labels, "
+                            "split_source, list_stats, leakage, noise_files, created_at, updated_at) VALUES "
+                            "('other', '/x', 'folders', 'ready', 0, 0, 16000, '[]', 'hash', '{}', '{}', '[]', "
+                            "'2026-01-01', '2026-01-01')")
+            con.close()
+            wrote.append(stage)
+
+    rep = ingest(sqlite_store.settings, root, name="many", workers=1, progress=progress)
+    assert wrote and rep.n_clips == 500 and _count(sqlite_store, Dataset) == 2
+
+
 def test_ingest_cleans_up_a_stale_ingesting_row(store, tmp_path):
     make_training_layout(tmp_path / "ds")
     with store.sessions() as s:
@@ -265,7 +289,7 @@ from app.config import Settings
 from app.pipeline.ingest import ingest
 def progress(stage, done, total):
     print(stage, done, total, flush=True)
-    if stage == "decoding" and done >= 1024:
+    if stage == "writing" and done >= 1000:
         time.sleep(60)  # hold the write transaction open half-way, so the kill lands mid-ingest
 ingest(Settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2]), sys.argv[3], name="big",
        progress=progress, workers=1)
@@ -284,7 +308,7 @@ def test_ingest_killed_leaves_nothing_visible_and_reruns(store, tmp_path):
     try:
         deadline = time.monotonic() + 60
         for line in proc.stdout:
-            if line.startswith("decoding") and int(line.split()[1]) >= 1024:
+            if line.startswith("writing") and int(line.split()[1]) >= 1000:
                 break
             assert time.monotonic() < deadline
         else:

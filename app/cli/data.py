@@ -23,8 +23,8 @@ download_app = typer.Typer(help="Fetch public data sets (with resume, checksum a
                            no_args_is_help=True)
 app.add_typer(download_app, name="download")
 
-_STAGE_TEXT = {"scanning": "listing files", "decoding": "decoding + measuring",
-               "writing": "leakage check + commit"}
+_STAGE_TEXT = {"scanning": "listing files", "decoding": "decoding + measuring", "writing": "writing to the store",
+               "finishing": "leakage check + commit"}
 
 
 @app.command()

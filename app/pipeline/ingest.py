@@ -2,7 +2,8 @@
 
 Flow: ``ml.speech_commands.scan`` lists the clips and their splits; a process pool decodes each
 file (``ml.audio.decode``), hashes its int16 samples and computes ``ml.analysis.signal`` stats;
-the rows go in with bulk inserts in ONE transaction, which also flips the data set to 'ready'.
+then the rows go in with bulk inserts in ONE short transaction, which also flips the data set
+to 'ready'.
 
 Visibility: a new data set's row is committed first with status 'ingesting' (readers only see
 'ready'), so a killed ingest leaves at most that row, which the next ingest of the same name
@@ -38,7 +39,7 @@ from ml.speech_commands import Layout, LayoutError, scan
 
 log = logging.getLogger(__name__)
 
-# progress(stage, done, total); stage is "scanning", "decoding" or "writing".
+# progress(stage, done, total); stage is "scanning", "decoding", "writing" or "finishing".
 Progress = Callable[[str, int, int], None]
 
 CHUNK = 512  # files per pool task: large enough that IPC is negligible
@@ -240,6 +241,7 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
             dataset_id = ds.id
             existing = {} if is_new else dict(session.execute(
                 select(Clip.path, Clip.id).where(Clip.dataset_id == dataset_id)).all())
+            session.commit()  # end the read transaction: no snapshot held open while decoding
             try:
                 n_clips, n_rejects = _write_clips(session, layout, dataset_id, existing, sample_rate, max_samples,
                                                   workers, report)
@@ -259,7 +261,7 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
                                    detail=f"all {n_rejects} were rejected (sample rate {sample_rate} Hz, mono, "
                                    f"at most {max_seconds} s expected)",
                                    hint="check the files, or pass --sample-rate / --max-seconds to match them")
-            report("writing", 0, 1)
+            report("finishing", 0, 1)
             rows = session.execute(select(Clip.path, Clip.split, Clip.speaker, Clip.content_hash)
                                    .where(Clip.dataset_id == dataset_id)).all()
             stats = {k: v for k, v in layout.list_stats.items()}
@@ -271,7 +273,7 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
                 leakage=leakage_report(rows, layout.list_stats.get("in_both_lists", [])),
                 noise_files=noise_ok))
             session.commit()
-            report("writing", 1, 1)
+            report("finishing", 1, 1)
             session.expire_all()
             ds = session.get(Dataset, dataset_id)
             out = build_report(session, ds, unchanged=False, seconds=time.perf_counter() - t0)
@@ -318,15 +320,28 @@ def _check_noise(layout: Layout, sample_rate: int) -> tuple[list[str], list[dict
 
 def _write_clips(session: Session, layout: Layout, dataset_id: int, existing: dict[str, int], sample_rate: int,
                  max_samples: int | None, workers: int | None, report: Progress) -> tuple[int, int]:
-    """Decode every entry and write clips and rejects (not committed). Returns (clips, rejects)."""
+    """Decode every entry, then write clips and rejects (not committed). Returns (clips, rejects).
+
+    Decoding happens before the first write, so the write transaction (which on SQLite holds the
+    one write lock) lasts seconds, not the whole ingest: other writers (a training run, someone
+    flagging clips) are not kept waiting past their busy timeout.
+    """
     entries = {e.path: e for e in layout.entries}
     paths = [e.path for e in layout.entries]
     total = len(paths)
     report("decoding", 0, total)
+    results: list[list[tuple]] = []
+    done = 0
+    for chunk in _decode_all(layout.root, paths, sample_rate, max_samples, workers):
+        results.append(chunk)
+        done += len(chunk)
+        report("decoding", done, total)
+
+    report("writing", 0, total)
     session.execute(delete(Reject).where(Reject.dataset_id == dataset_id))
     seen: set[str] = set()
     n_clips = n_rejects = done = 0
-    for chunk in _decode_all(layout.root, paths, sample_rate, max_samples, workers):
+    for chunk in results:
         inserts, updates, rejects = [], [], []
         for res in chunk:
             if res[0] == "reject":
@@ -350,7 +365,7 @@ def _write_clips(session: Session, layout: Layout, dataset_id: int, existing: di
         n_clips += len(inserts) + len(updates)
         n_rejects += len(rejects)
         done += len(chunk)
-        report("decoding", done, total)
+        report("writing", done, total)
     gone = [cid for p, cid in existing.items() if p not in seen]
     for i in range(0, len(gone), 5000):
         session.execute(delete(Clip).where(Clip.id.in_(gone[i:i + 5000])))
