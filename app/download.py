@@ -35,7 +35,7 @@ BASE_URL = "http://download.tensorflow.org/data"
 VERSIONS = ("v0.01", "v0.02")
 # SHA-256 of the official archives, where known. None: not pinned here (the size, the gzip CRCs
 # and an optional --sha256 still verify the download).
-KNOWN_SHA256: dict[str, str | None] = {"v0.01": None, "v0.02": None}
+KNOWN_SHA256: dict[str, str | None] = {}  # archive file name -> SHA-256; none pinned yet
 CHUNK = 1 << 20
 TIMEOUT_S = 60
 
@@ -55,11 +55,11 @@ class DownloadResult:
     downloaded: int  # bytes fetched by this call
 
 
-def archive_name(version: str) -> str:
-    """File name of the official training archive of ``version``."""
+def archive_name(version: str, test_set: bool = False) -> str:
+    """File name of the official training archive of ``version`` (or of its separate test-set archive)."""
     if version not in VERSIONS:
         raise EarmarkError(f"unknown Speech Commands version {version!r}", hint=f"use one of: {', '.join(VERSIONS)}")
-    return f"speech_commands_{version}.tar.gz"
+    return f"speech_commands{'_test_set' if test_set else ''}_{version}.tar.gz"
 
 
 def _sha256(path: Path) -> str:
@@ -185,19 +185,21 @@ def safe_extract(archive: Path, dest: Path, progress: Progress | None = None) ->
 
 
 def download_speech_commands(version: str = "v0.02", to_dir: str | Path = "data", base_url: str = BASE_URL,
-                             progress: Progress | None = None, sha256: str | None = None) -> DownloadResult:
+                             progress: Progress | None = None, sha256: str | None = None,
+                             test_set: bool = False) -> DownloadResult:
     """Download the official Speech Commands ``version`` archive into ``to_dir`` and extract it.
 
     Resumes a partial ``.part`` file, verifies size / SHA-256 / gzip CRCs, and extracts to
-    ``to_dir/speech_commands_<version>`` (returned in ``DownloadResult.folder``).
+    ``to_dir/speech_commands_<version>`` (returned in ``DownloadResult.folder``). ``test_set``
+    fetches the official 12-class test-set archive instead (``speech_commands_test_set_<version>``).
     """
     progress = progress or (lambda stage, done, total: None)
-    name = archive_name(version)
+    name = archive_name(version, test_set)
     to_dir = Path(to_dir).expanduser().resolve()
     to_dir.mkdir(parents=True, exist_ok=True)
     archive, part = to_dir / name, to_dir / f"{name}.part"
-    folder = to_dir / f"speech_commands_{version}"
-    expected_sha = (sha256 or KNOWN_SHA256.get(version) or "").strip().lower() or None
+    folder = to_dir / name.removesuffix(".tar.gz")
+    expected_sha = (sha256 or KNOWN_SHA256.get(name) or "").strip().lower() or None
     if expected_sha and not re.fullmatch(r"[0-9a-f]{64}", expected_sha):
         raise EarmarkError("--sha256 must be 64 hexadecimal digits", detail=expected_sha)
     verified: list[str] = []

@@ -238,3 +238,10 @@ def test_cli_download_speech_commands(server, tmp_path):
     assert res.exit_code == 0, res.output
     assert "speech_commands_v0.01" in res.output and "earmark ingest" in res.output and "--sha256" in res.output
     assert (tmp_path / "d" / "speech_commands_v0.01" / "yes" / "0a7c2a8d_nohash_0.wav").exists()
+
+
+def test_download_the_official_test_set_archive(server, tmp_path):
+    data, _ = _good_archive(tmp_path)
+    server.files["/data/speech_commands_test_set_v0.01.tar.gz"] = data
+    res = download_speech_commands("v0.01", tmp_path / "t", base_url=server.base_url, test_set=True)
+    assert res.folder.name == "speech_commands_test_set_v0.01" and (res.folder / "yes").is_dir()

@@ -115,6 +115,8 @@ def download_speech_commands(
                                "so the size and the gzip CRCs verify it."),
     base_url: str = typer.Option("http://download.tensorflow.org/data", "--base-url",
                                  help="Where the archives live. Default: the official TensorFlow URL."),
+    test_set: bool = typer.Option(False, "--test-set", help="Fetch the official 12-class test-set archive "
+                                  "(keywords, _unknown_, _silence_) instead of the training archive. Default: off."),
 ) -> None:
     """Download Google's Speech Commands archive (resumable), verify it and extract it safely."""
     from app.download import download_speech_commands as run_download
@@ -133,11 +135,12 @@ def download_speech_commands(
                     ex = bar.add_task("extracting", total=None)
                 bar.update(ex, description=f"extracting: {done:,} files")
 
-        result = run_download(version, to, base_url=base_url, progress=on_progress, sha256=sha256)
+        result = run_download(version, to, base_url=base_url, progress=on_progress, sha256=sha256, test_set=test_set)
     console.print(f"[green]ready:[/] {escape(str(result.folder))}", soft_wrap=True)
     console.print(f"archive {escape(str(result.archive))} sha256 {result.sha256}", soft_wrap=True)
     console.print(f"verified by: {', '.join(result.verified_by) or 'nothing (already extracted)'}"
                   + ("" if "sha256" in result.verified_by else "; pass --sha256 to pin the checksum"))
     if result.resumed_from:
         console.print(f"resumed from byte {result.resumed_from:,}")
-    console.print(f"next: earmark ingest {escape(str(result.folder))} --name speech-commands-{version}", soft_wrap=True)
+    console.print(f"next: earmark ingest {escape(str(result.folder))} --name speech-commands-{version}"
+                  + ("-test-set" if test_set else ""), soft_wrap=True)
