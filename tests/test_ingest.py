@@ -348,6 +348,10 @@ def test_ingest_missing_empty_and_all_bad_folders_give_clear_errors(sqlite_store
     with pytest.raises(EarmarkError) as err:
         ingest(sqlite_store.settings, tmp_path / "empty")
     assert "no audio data set" in err.value.title and err.value.hint
+    make_training_layout(tmp_path / "parent" / "speech_commands_v0.02")
+    with pytest.raises(EarmarkError) as err:
+        ingest(sqlite_store.settings, tmp_path / "parent")
+    assert "did you mean" in err.value.hint and "speech_commands_v0.02" in err.value.hint
     write_wav(tmp_path / "slow" / "cls" / "a_nohash_0.wav", tone(0.5, sample_rate=8000), sample_rate=8000)
     with pytest.raises(EarmarkError) as err:
         ingest(sqlite_store.settings, tmp_path / "slow")

@@ -224,9 +224,11 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
     try:
         layout = scan(root)
     except LayoutError as exc:
-        raise EarmarkError(f"no audio data set found in {root}", detail=str(exc),
-                           hint="point at a folder with one sub-folder of .wav files per class, e.g. the "
-                           "extracted speech_commands_v0.02 folder") from None
+        inner = _nested_dataset(root)
+        hint = (f"did you mean {inner}? (run `earmark ingest {inner}`)" if inner else
+                "point at a folder with one sub-folder of .wav files per class, e.g. the extracted "
+                "speech_commands_v0.02 folder")
+        raise EarmarkError(f"no audio data set found in {root}", detail=str(exc), hint=hint) from None
     max_samples = None if max_seconds is None else int(round(max_seconds * sample_rate))
     fingerprint = _fingerprint(layout, sample_rate, max_samples)
     report("scanning", 1, 1)
@@ -281,6 +283,19 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
             return out
     finally:
         _engine.dispose()
+
+
+def _nested_dataset(root: Path) -> Path | None:
+    """A sub-folder of ``root`` that looks like a Speech Commands data set (a common wrong PATH)."""
+    try:
+        subs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    except OSError:
+        return None
+    for d in subs:
+        if any((d / marker).exists() for marker in ("validation_list.txt", "testing_list.txt", "_background_noise_",
+                                                       "_unknown_")):
+            return d
+    return None
 
 
 def _check_name(name: str) -> str:
