@@ -14,6 +14,7 @@ Only ``urllib`` is used: no new dependencies.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import logging
@@ -23,6 +24,7 @@ import shutil
 import tarfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -174,10 +176,14 @@ def safe_extract(archive: Path, dest: Path, progress: Progress | None = None) ->
                 pass
         progress("extracting", n, n)
         tmp.rename(dest)
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise EarmarkError("the archive is damaged and could not be extracted", detail=f"{archive}: {exc}",
                            hint=f"delete {archive} and download it again") from None
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise EarmarkError("could not write the extracted files", detail=f"{dest}: {exc.strerror or exc}",
+                           hint=f"check the free space and permissions of {dest.parent}, then run again") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
