@@ -180,3 +180,12 @@ def test_cutoff_score_does_not_take_steady_noise_for_a_cut_word(tmp_path):
     ev = cutoff_scores(st["end_energy_db"], st["trail_silence_ms"], st["lead_silence_ms"], st["duration_s"],
                        st["cutoff_signal"], agree=np.zeros(2, bool), confidence=np.full(2, 0.3))
     assert (ev.score < CUTOFF_THRESHOLD).all(), ev.score
+
+
+def test_notable_duplicates_skip_same_speaker_takes_in_one_split():
+    from ml.analysis.neighbors import notable_duplicates
+
+    pairs = [(0, 1, 0.9995, False), (2, 3, 0.9995, False), (4, 5, 0.9995, False), (6, 7, 1.0, True)]
+    splits = ["train", "train", "train", "test", "train", "train", "train", "train"]
+    labels = ["yes", "yes", "no", "no", "up", "off", "go", "go"]
+    assert notable_duplicates(pairs, splits, labels) == pairs[1:]

@@ -165,7 +165,13 @@ def analyze_run(session: Session, run_ref: str | int | None, progress: Progress 
     from ml.analysis.cutoff import CUTOFF_THRESHOLD, cutoff_scores
     from ml.analysis.describe import Evidence, build_findings
     from ml.analysis.label_issues import find_label_issues
-    from ml.analysis.neighbors import duplicate_of, duplicate_pairs, knn_cosine, outlier_scores
+    from ml.analysis.neighbors import (
+        duplicate_of,
+        duplicate_pairs,
+        knn_cosine,
+        notable_duplicates,
+        outlier_scores,
+    )
 
     progress = progress or _noop
     timings: dict[str, float] = {}
@@ -220,7 +226,7 @@ def analyze_run(session: Session, run_ref: str | int | None, progress: Progress 
 
     t = step("duplicates and outliers", 5)
     out_score, out_z = outlier_scores(graph)
-    pairs = duplicate_pairs(graph, data.hashes)
+    pairs = notable_duplicates(duplicate_pairs(graph, data.hashes), data.splits, data.labels)
     dup_of = duplicate_of(n, pairs)
     timings["duplicates_outliers"] = time.perf_counter() - t
 

@@ -250,9 +250,10 @@ def duplicate_finding(ev: Evidence) -> FindingSpec | None:
     same = sum(1 for p in ev.duplicate_pairs if p[3])
     sims = {j: s for _, j, s, _ in ev.duplicate_pairs}
     scores = np.array([sims[j] for j in copies], dtype=np.float32)
-    text = (f"{len(ev.duplicate_pairs):,} pairs of clips are (near-)identical in embedding space; "
-            f"{same:,} have identical audio. {across:,} pairs cross splits (leakage: the same audio is "
-            f"trained on and tested). Listed: the later copy of each pair.")
+    text = (f"{len(ev.duplicate_pairs):,} pairs of clips are identical or nearly so: {same:,} have identical "
+            f"audio, the others near-identical embeddings with different labels or in different splits. "
+            f"{across:,} pairs cross splits (leakage: the same sound is trained on and tested). "
+            f"Listed: the later copy of each pair.")
     return FindingSpec("duplicate", 0.5 * len(copies), f"{len(copies):,} clips duplicate another clip", text,
                        None, None, members, scores, [None] * members.size,
                        {"pairs": len(ev.duplicate_pairs), "identical_audio": same, "across_splits": across})

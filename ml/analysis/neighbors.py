@@ -160,3 +160,11 @@ def duplicate_of(n: int, pairs: list[tuple[int, int, float, bool]]) -> np.ndarra
     roots = np.array([find(i) for i in range(n)]) if n else np.zeros(0, int)
     out = np.where(roots != np.arange(n), roots, -1)
     return out.astype(np.int64)
+
+
+def notable_duplicates(pairs: list[tuple[int, int, float, bool]], splits, labels
+                       ) -> list[tuple[int, int, float, bool]]:
+    """The pairs worth reporting: identical audio anywhere, or near-identical embeddings that cross
+    splits (leakage) or carry different labels (one of them is likely wrong). Two takes of the same
+    word by the same speaker in one split embed almost alike and are no problem."""
+    return [p for p in pairs if p[3] or splits[p[0]] != splits[p[1]] or labels[p[0]] != labels[p[1]]]
