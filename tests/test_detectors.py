@@ -189,3 +189,17 @@ def test_notable_duplicates_skip_same_speaker_takes_in_one_split():
     splits = ["train", "train", "train", "test", "train", "train", "train", "train"]
     labels = ["yes", "yes", "no", "no", "up", "off", "go", "go"]
     assert notable_duplicates(pairs, splits, labels) == pairs[1:]
+
+
+def test_cutoff_finding_leaves_out_clips_already_filed_as_cut_off():
+    from ml.analysis.describe import Evidence, cutoff_finding
+
+    n = 6
+    ev = Evidence(labels=np.array(["a", "a", "_cutoff_", "b", "b", "a"]), preds=np.array(["a"] * n),
+                  agree=np.ones(n, bool), splits=np.array(["train"] * n), signal={},
+                  cutoff_score=np.array([0.9, 0.1, 0.9, 0.8, 0.2, 0.1]), cutoff_threshold=CUTOFF_THRESHOLD,
+                  label_issue=np.zeros(n, bool), label_quality=np.ones(n), suggested=np.array(["a"] * n),
+                  clusters=np.zeros(n, int), outlier_score=np.zeros(n), outlier_z=np.zeros(n), duplicate_pairs=[])
+    f = cutoff_finding(ev)
+    assert f.members.tolist() == [0, 3] and f.reason == "cutoff"
+    assert "1 more already filed under _cutoff_" in f.description

@@ -125,6 +125,7 @@ def describe_group(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, a
 # ----------------------------------------------------------------------------------- findings
 
 MAX_CLUSTER_FINDINGS = 10
+CUTOFF_CLASSES = ("_cutoff_",)  # the class `earmark train --apply-flags --cutoff-policy class` files them under
 MAX_OUTLIERS = 200
 OUTLIER_Z_MIN = 6.0
 
@@ -173,7 +174,11 @@ def _by_score(members: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
 
 def cutoff_finding(ev: Evidence) -> FindingSpec | None:
     """All clips at or above the cut-off threshold, as one finding."""
-    members = np.flatnonzero(ev.cutoff_score >= ev.cutoff_threshold)
+    above = ev.cutoff_score >= ev.cutoff_threshold
+    # After `earmark train --apply-flags --cutoff-policy class` the cut clips are filed under their own
+    # class: still cut off, but no longer a problem to fix.
+    handled = above & np.isin(ev.labels, CUTOFF_CLASSES)
+    members = np.flatnonzero(above & ~handled)
     if members.size == 0:
         return None
     members, scores = _by_score(members, ev.cutoff_score)
@@ -182,6 +187,8 @@ def cutoff_finding(ev: Evidence) -> FindingSpec | None:
     share = members.size / max(1, ev.labels.size)
     text = (f"{members.size:,} clips ({share:.1%} of the run) have sound still on at the edge of the clip "
             f"(cut-off score \u2265 {ev.cutoff_threshold:g}). " + d.text)
+    if handled.any():
+        text += f" Not listed: {int(handled.sum()):,} more already filed under {', '.join(CUTOFF_CLASSES)}."
     return FindingSpec("cutoff", float(scores.sum()), f"{members.size:,} clips look cut off", text, "cutoff",
                        None, members, scores, [None] * members.size,
                        {**d.stats, "threshold": ev.cutoff_threshold, "mean_score": round(float(scores.mean()), 4)})
