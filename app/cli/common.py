@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from app.config import Settings
 from app.errors import EarmarkError
@@ -25,9 +26,9 @@ def user_errors():
     try:
         yield
     except EarmarkError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.title}")
+        err_console.print(f"[bold red]error:[/] {escape(exc.title)}")
         if exc.detail:
-            err_console.print(exc.detail)
+            err_console.print(escape(exc.detail))
         if exc.hint:
-            err_console.print(f"[yellow]hint:[/] {exc.hint}")
+            err_console.print(f"[yellow]hint:[/] {escape(exc.hint)}")
         raise typer.Exit(1) from None
