@@ -203,3 +203,16 @@ def test_cutoff_finding_leaves_out_clips_already_filed_as_cut_off():
     f = cutoff_finding(ev)
     assert f.members.tolist() == [0, 3] and f.reason == "cutoff"
     assert "1 more already filed under _cutoff_" in f.description
+
+
+def test_describe_calls_a_group_with_sound_throughout_noise_only():
+    n = 100
+    members = np.arange(10)
+    lead = np.where(np.arange(n) < 10, 0.0, 200.0)
+    trail = np.where(np.arange(n) < 10, 10.0, 300.0)
+    signal = {"lead_silence_ms": lead, "trail_silence_ms": trail, "end_energy_db": np.full(n, -40.0),
+              "rms_dbfs": np.where(np.arange(n) < 10, -50.0, -25.0)}
+    labels = np.array(["yes", "no"] * 50)
+    d = describe_group(members, labels, np.full(n, "up"), np.arange(n) >= 10, signal, np.zeros(n), 0.5,
+                       np.zeros(n, bool), labels)
+    assert d.reason == "noise_only" and "likely noise only" in d.text and "100% disagree" in d.text
