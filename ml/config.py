@@ -47,6 +47,7 @@ class TrainConfig:
 
     # --- model size ---
     width: int = 32  # melcnn: channels of the first stage (stages use 1x, 1.5x, 2x, 3x)
+    stem_stride: int = 2  # melcnn: stride of the first convolution (1 keeps full resolution, ~2x the compute)
     dropout: float = 0.1  # dropout before the classifier
 
     # --- augmentation (all on the device, training batches only) ---

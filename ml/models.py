@@ -51,7 +51,7 @@ class MelCNN(nn.Module):
         strides = [(2, 2), (2, 2), (2, 2), (1, 1)]
         self.frontend = LogMel(cfg.sample_rate, cfg.n_mels, cfg.win_samples, cfg.hop_samples, cfg.n_fft)
         self.input_norm = nn.BatchNorm2d(1)
-        self.stem = nn.Sequential(nn.Conv2d(1, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(1, w, 3, stride=cfg.stem_stride, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
         blocks, c = [], w
         for c_out, s in zip(widths, strides, strict=True):
             blocks.append(ResBlock(c, c_out, s))

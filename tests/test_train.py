@@ -59,7 +59,7 @@ class _Stop(Exception):
 def test_train_resume_ends_with_the_same_weights(tmp_path, model):
     waves, labels = _tones(n_per_class=5)
     noise = np.random.default_rng(1).normal(0, 0.1, 40000).astype(np.float32)
-    data = TrainData(waves, labels, np.arange(0, 15, 1)[::1][:12], np.arange(12, 15), ["a", "b", "c"], noise)
+    data = TrainData(waves, labels, np.arange(12), np.arange(12, 15), ["a", "b", "c"], noise)
     cfg = TrainConfig(model=model, epochs=3, batch_size=4, width=8, speed_perturb=0.1)  # all augmentation on
     whole = train(cfg, data, tmp_path / "whole", torch.device("cpu"))
 
