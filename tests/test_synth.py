@@ -214,3 +214,17 @@ def test_cli_synth_writes_and_prints_summary(tmp_path):
     assert len(_clips(out / "speech_commands")) == 35
     again = CliRunner().invoke(app, ["synth", str(out), "--speakers", "1"])
     assert again.exit_code == 1 and "--force" in again.output
+
+
+def test_synth_speakers_vary_and_held_out_ones_speak_english():
+    from ml.synth import make_speaker_ids
+    from ml.synth_render import make_speaker
+
+    people = [make_speaker(sid, split, 7) for sid, split in make_speaker_ids(200, 7)]
+    assert len({p.id for p in people}) == 200
+    assert [sum(p.split == s for p in people) for s in ("train", "validation", "test")] == [160, 20, 20]
+    assert all(which_set(f"{p.id}_nohash_0.wav") == p.split for p in people)
+    foreign = [p for p in people if not p.voice.startswith("en")]
+    assert foreign and all(p.split == "train" for p in foreign)
+    assert len({p.voice for p in people}) > 100 and len({p.noise_kind for p in people}) == 4
+    assert np.std([p.rate for p in people]) > 10 and np.std([p.onset_mean for p in people]) > 0.03
