@@ -164,7 +164,8 @@ def train(cfg: TrainConfig, data: TrainData, out_dir: Path, device: torch.device
     if device.type == "cuda" and cfg.channels_last and cfg.model == "melcnn":
         model = model.to(memory_format=torch.channels_last)
         model.channels_last = True
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=device.type == "cuda")  # one kernel per step on a GPU
     steps_per_epoch = len(batches(epoch_order(len(train_rows), cfg.seed, 1, rank, world), cfg.batch_size))
     epochs = 1 if cfg.dry_run else cfg.epochs
     sched = _scheduler(cfg, opt, steps_per_epoch * epochs)

@@ -45,7 +45,8 @@ def train(
     classes: str = typer.Option("all", help="all = the data set's labels; v1-12 = 10 keywords + _unknown_ + "
                                 "_silence_. Default all."),
     epochs: int = typer.Option(12, help="Training epochs. Default 12."),
-    batch_size: int = typer.Option(64, help="Clips per step (per process under torchrun). Default 64."),
+    batch_size: int = typer.Option(64, help="Clips per step (per process under torchrun); 512-1024 keeps a "
+                                   "GPU busy. Default 64."),
     lr: float = typer.Option(3e-3, help="Peak learning rate (AdamW). Default 0.003."),
     schedule: str = typer.Option("onecycle", help="onecycle or cosine. Default onecycle."),
     label_smoothing: float = typer.Option(0.0, help="Cross-entropy label smoothing. Default 0."),
