@@ -216,3 +216,20 @@ def test_describe_calls_a_group_with_sound_throughout_noise_only():
     d = describe_group(members, labels, np.full(n, "up"), np.arange(n) >= 10, signal, np.zeros(n), 0.5,
                        np.zeros(n, bool), labels)
     assert d.reason == "noise_only" and "likely noise only" in d.text and "100% disagree" in d.text
+
+
+def test_label_issues_need_the_neighbourhood_to_confirm_and_it_picks_the_suggestion():
+    rng = np.random.default_rng(2)
+    true = np.repeat(np.arange(4), 25)
+    given = true.copy()
+    given[7] = 2  # filed under the wrong word: its neighbours are word-0 clips
+    probs = _confident_probs(true, 4, rng)
+    probs[7] = [0.97, 0.01, 0.01, 0.01]
+    probs[30] = [0.02, 0.02, 0.02, 0.94]  # the model says 3 for a word-1 clip ...
+    neighbours = np.stack([np.where(true == true[i])[0][:10] for i in range(true.size)])
+    neighbours[7] = np.arange(10, 20)  # word-0 clips (never itself)
+    labels_of = given[neighbours]
+    li = find_label_issues(given, probs, neighbor_labels=labels_of)
+    assert li.issue[7] and li.suggested[7] == 0
+    assert not li.issue[30]  # ... but its neighbours are all filed as 1: not confirmed
+    assert li.issue.sum() == 1

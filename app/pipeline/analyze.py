@@ -214,7 +214,12 @@ def analyze_run(session: Session, run_ref: str | int | None, progress: Progress 
     issue = np.zeros(n, dtype=bool)
     suggested = np.asarray(data.preds, dtype=object).copy()
     if rows.size:
-        li = find_label_issues(y, probs, seed=seed)
+        # Label index of each judged clip's nearest clips (any split; -1 for labels outside the classes).
+        index = {c: i for i, c in enumerate(run.classes)}
+        all_y = np.array([index.get(lab, -1) for lab in data.labels.tolist()], dtype=np.int64)
+        nb_idx = graph.idx[rows]
+        nb_labels = np.where(nb_idx >= 0, all_y[np.maximum(nb_idx, 0)], -1)
+        li = find_label_issues(y, probs, seed=seed, neighbor_labels=nb_labels)
         quality[rows], issue[rows] = li.quality, li.issue
         suggested[rows] = classes[li.suggested]
     timings["label_issues"] = time.perf_counter() - t
