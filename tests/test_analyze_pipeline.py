@@ -172,3 +172,25 @@ def test_cli_analyze_and_flag_finding(store, planted, monkeypatch):
     assert r.exit_code == 1 and "give a finding id" in r.output
     r = runner.invoke(cli, ["flag-finding", "--run", str(fx.run_id), "--top", "nonsense"])
     assert r.exit_code == 1 and "no 'nonsense' finding" in r.output
+
+
+def test_training_clips_without_folds_are_judged_by_their_neighbours(store, planted):
+    fx, _ = planted
+    with store.sessions() as s:
+        train_yes = s.scalars(select(Clip.id).where(Clip.dataset_id == fx.dataset_id, Clip.split == "train",
+                                                    Clip.label == "yes").order_by(Clip.id)).all()
+        wrong = train_yes[1]  # sits among 'yes' clips in embedding space, filed as 'go'
+        s.execute(update(Prediction).where(Prediction.run_id == fx.run_id, Prediction.clip_id == wrong)
+                  .values(target="go"))
+        s.commit()
+        summary = analyze_run(s, fx.run_id)
+        assert "by their neighbours' labels" in summary.label_scope
+        row = s.get(ClipScore, (fx.run_id, wrong))
+        assert row.label_issue and row.suggested_label == "yes"
+        label = top_finding(s, fx.run_id, "label")
+        assert label.stats["scope"]["train_clips_by_neighbors"] > 0
+        summary = analyze_run(s, fx.run_id, train_without_oof="skip")
+        assert "skipped" in summary.label_scope
+        s.expire_all()
+        assert not s.get(ClipScore, (fx.run_id, wrong)).label_issue
+        assert s.get(ClipScore, (fx.run_id, wrong)).label_quality is None

@@ -47,6 +47,9 @@ def project(
 def analyze(
     run: str = typer.Option("latest", "--run", "-r", help="Run id or name, or 'latest'. Default: latest."),
     seed: int = typer.Option(0, help="Seed for the clustering subsample and cleanlab ties. Default: 0."),
+    train_without_oof: str = typer.Option(
+        "neighbors", help="Label issues for training clips without out-of-fold probabilities (no --folds): "
+        "'neighbors' judges them by their nearest clips' labels, 'skip' leaves them out. Default: neighbors."),
 ) -> None:
     """Run every detector (cut-off, label issues, error clusters, duplicates, outliers) and rank the findings."""
     from app.pipeline.analyze import analyze_run
@@ -54,10 +57,14 @@ def analyze(
     from app.store.models import Finding
 
     with user_errors():
+        if train_without_oof not in ("neighbors", "skip"):
+            from app.errors import EarmarkError
+
+            raise EarmarkError(f"--train-without-oof must be 'neighbors' or 'skip', not {train_without_oof!r}")
         _, sessions = open_store(settings())
         with sessions() as session:
             with _steps() as progress:
-                s = analyze_run(session, run, progress=progress, seed=seed)
+                s = analyze_run(session, run, progress=progress, seed=seed, train_without_oof=train_without_oof)
             findings = session.query(Finding).filter(Finding.run_id == s.run_id).order_by(Finding.rank).all()
     console.print(f"analyzed run {s.run_id}: {s.n_clips:,} clips in {s.timings.get('total', 0):.1f}s; "
                   f"{s.n_cutoff:,} look cut off, {s.n_label_issues:,} label issues, {s.n_clusters} clusters, "

@@ -128,12 +128,21 @@ def _stored_graph(session: Session, run_id: int, clip_ids: np.ndarray, k: int):
     return KnnGraph(idx, sims)
 
 
-def label_inputs(data: RunData, classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Rows, given-label indices and out-of-sample probabilities for cleanlab, plus what was used.
+def label_inputs(data: RunData, classes: list[str], neighbor_idx: np.ndarray | None = None,
+                 train_without_oof: str = "neighbors"
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Rows, given-label indices, out-of-sample probabilities for cleanlab, which of those rows are
+    judged by their neighbours' vote (bool, per row), and a summary of what was used.
 
-    Validation and test use the ordinary probabilities; training clips only their k-fold
-    out-of-fold ones and are skipped when the run has none.
+    Validation and test use the ordinary probabilities; training clips their k-fold out-of-fold
+    ones. Training clips without those are, with ``train_without_oof="neighbors"``, judged by the
+    labels of their nearest clips in embedding space (a leave-one-out kNN vote, as cleanlab's Datalab
+    does when it has features but no probabilities), or with ``"skip"`` left out.
     """
+    from ml.analysis.label_issues import neighbor_vote
+
+    if train_without_oof not in ("neighbors", "skip"):
+        raise ValueError(f"train_without_oof must be 'neighbors' or 'skip', not {train_without_oof!r}")
     index = {c: i for i, c in enumerate(classes)}
     known = np.array([lab in index for lab in data.labels.tolist()], dtype=bool)
     held = np.isin(data.splits, HELD_OUT_SPLITS) & known
@@ -144,23 +153,38 @@ def label_inputs(data: RunData, classes: list[str]) -> tuple[np.ndarray, np.ndar
         probs[has_oof] = data.oof[has_oof]
     else:
         has_oof = np.zeros_like(train)
-    use = held | has_oof
+    by_vote = train & ~has_oof if (train_without_oof == "neighbors" and neighbor_idx is not None) \
+        else np.zeros_like(train)
+    if by_vote.any():
+        all_y = np.array([index.get(lab, -1) for lab in data.labels.tolist()], dtype=np.int64)
+        nb = neighbor_idx[by_vote]
+        _, vote = neighbor_vote(np.where(nb >= 0, all_y[np.maximum(nb, 0)], -1), len(classes))
+        probs[by_vote] = vote
+    use = held | has_oof | by_vote
     rows = np.flatnonzero(use)
     y = np.array([index[lab] for lab in data.labels[rows].tolist()], dtype=np.int64)
     scope = {
         "validation_test_clips": int(held.sum()),
         "train_clips_with_oof": int(has_oof.sum()),
-        "train_clips_skipped": int((train & ~has_oof).sum()),
+        "train_clips_by_neighbors": int(by_vote.sum()),
+        "train_clips_skipped": int((train & ~has_oof & ~by_vote).sum()),
     }
-    if scope["train_clips_skipped"]:
+    if scope["train_clips_by_neighbors"]:
+        scope["note"] = ("training clips without out-of-fold probabilities were judged by the labels of their "
+                         "nearest clips only; train with `earmark train --folds K` to add the model's view")
+    elif scope["train_clips_skipped"]:
         scope["note"] = ("training clips without out-of-fold probabilities were not checked; "
                          "train with `earmark train --folds K` to include them")
-    return rows, y, probs[rows], scope
+    return rows, y, probs[rows], by_vote[rows], scope
 
 
 def analyze_run(session: Session, run_ref: str | int | None, progress: Progress | None = None,
-                seed: int = 0) -> AnalyzeSummary:
-    """Run every detector on ``run_ref`` and replace its stored analysis. Returns counts and timings."""
+                seed: int = 0, train_without_oof: str = "neighbors") -> AnalyzeSummary:
+    """Run every detector on ``run_ref`` and replace its stored analysis. Returns counts and timings.
+
+    ``train_without_oof``: how label issues treat training clips that have no out-of-fold
+    probabilities (see ``label_inputs``): "neighbors" (default) or "skip".
+    """
     from ml.analysis.clusters import cluster_embeddings
     from ml.analysis.cutoff import CUTOFF_THRESHOLD, cutoff_scores
     from ml.analysis.describe import Evidence, build_findings
@@ -208,7 +232,7 @@ def analyze_run(session: Session, run_ref: str | int | None, progress: Progress 
     timings["cutoff"] = time.perf_counter() - t
 
     t = step("label issues (cleanlab)", 3)
-    rows, y, probs, scope = label_inputs(data, list(run.classes))
+    rows, y, probs, voted, scope = label_inputs(data, list(run.classes), graph.idx, train_without_oof)
     classes = np.asarray(run.classes)
     quality = np.full(n, np.nan, dtype=np.float32)
     issue = np.zeros(n, dtype=bool)
@@ -219,9 +243,13 @@ def analyze_run(session: Session, run_ref: str | int | None, progress: Progress 
         all_y = np.array([index.get(lab, -1) for lab in data.labels.tolist()], dtype=np.int64)
         nb_idx = graph.idx[rows]
         nb_labels = np.where(nb_idx >= 0, all_y[np.maximum(nb_idx, 0)], -1)
-        li = find_label_issues(y, probs, seed=seed, neighbor_labels=nb_labels)
-        quality[rows], issue[rows] = li.quality, li.issue
-        suggested[rows] = classes[li.suggested]
+        # Confident learning's per-class thresholds come from the probabilities it is given, so the
+        # model's and the neighbours' (more peaked) probabilities are judged apart.
+        for part in (~voted, voted):
+            if part.any():
+                li = find_label_issues(y[part], probs[part], seed=seed, neighbor_labels=nb_labels[part])
+                quality[rows[part]], issue[rows[part]] = li.quality, li.issue
+                suggested[rows[part]] = classes[li.suggested]
     timings["label_issues"] = time.perf_counter() - t
 
     t = step("error clusters (HDBSCAN)", 4)
@@ -284,6 +312,8 @@ def _scope_words(scope: dict) -> str:
     words = f"{scope['validation_test_clips']:,} validation/test clips"
     if scope["train_clips_with_oof"]:
         words += f" and {scope['train_clips_with_oof']:,} training clips (out-of-fold)"
+    if scope.get("train_clips_by_neighbors"):
+        words += f" and {scope['train_clips_by_neighbors']:,} training clips by their neighbours' labels (no --folds)"
     if scope["train_clips_skipped"]:
         words += f"; {scope['train_clips_skipped']:,} training clips skipped (no --folds)"
     return words

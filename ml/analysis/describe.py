@@ -212,7 +212,10 @@ def label_finding(ev: Evidence) -> FindingSpec | None:
     text = (f"{members.size:,} clips look filed under the wrong word: out-of-sample predictions confidently "
             f"name another class (confident learning). Most common: {listed}. Checked: "
             f"{scope.get('validation_test_clips', 0):,} validation/test clips"
-            + (f", {scope['train_clips_with_oof']:,} training clips" if scope.get("train_clips_with_oof") else "")
+            + (f", {scope['train_clips_with_oof']:,} training clips (out-of-fold)"
+               if scope.get("train_clips_with_oof") else "")
+            + (f", {scope['train_clips_by_neighbors']:,} training clips (by their neighbours' labels)"
+               if scope.get("train_clips_by_neighbors") else "")
             + ".")
     if n_explained:
         text += f" Left out: {n_explained:,} more that look cut off (see the cut-off finding)."
