@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("  of which: write projections + neighbour lists", summary.write_s))
 
     print(f"\n### earmark project, {args.clips:,} points, dim {args.dim}, {args.threads} threads "
-          f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible)\n")
+          f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, load average "
+          f"{os.getloadavg()[0]:.1f} at the end)\n")
     print("| step | seconds |")
     print("|---|---:|")
     for name, sec in rows:
