@@ -27,13 +27,13 @@ class TrainConfig:
     silence_frac: float = 0.1  # v1-12 only: synthetic _silence_ examples, as a fraction of the training clips
 
     # --- optimisation ---
-    epochs: int = 12  # passes over the training split
+    epochs: int = 25  # passes over the training split
     batch_size: int = 64  # clips per optimiser step (per process under DDP)
     lr: float = 3e-3  # peak learning rate
     weight_decay: float = 1e-2  # AdamW decoupled weight decay
     schedule: str = "onecycle"  # onecycle | cosine (per-step learning-rate schedule)
     warmup_frac: float = 0.1  # onecycle: fraction of steps spent warming up
-    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    label_smoothing: float = 0.1  # cross-entropy label smoothing (helps with noisy labels)
     seed: int = 0  # seeds init, shuffling, augmentation and dropout (per epoch, so --resume is exact)
 
     # --- features (the log-mel front end runs on the training device) ---
@@ -56,10 +56,10 @@ class TrainConfig:
     snr_db_min: float = 10.0  # lowest signal-to-noise ratio of mixed-in noise
     snr_db_max: float = 30.0  # highest signal-to-noise ratio of mixed-in noise
     freq_masks: int = 2  # SpecAugment frequency masks per clip
-    freq_mask_width: int = 5  # widest frequency mask, in mel bins
+    freq_mask_width: int = 8  # widest frequency mask, in mel bins
     time_masks: int = 2  # SpecAugment time masks per clip
     time_mask_width: int = 10  # widest time mask, in frames
-    speed_perturb: float = 0.0  # random speed (and pitch) change of up to +-this fraction; 0 = off
+    speed_perturb: float = 0.15  # random speed (and pitch) change of up to +-this fraction; 0 = off
 
     # --- execution ---
     compile: bool = False  # torch.compile the model

@@ -14,7 +14,8 @@ from ml.infer import load_checkpoint, predict
 from ml.train import TrainData, speaker_folds, train
 from tests.conftest import tone, write_wav
 
-QUIET = dict(time_shift_ms=0.0, noise_prob=0.0, freq_masks=0, time_masks=0, dropout=0.0)
+QUIET = dict(time_shift_ms=0.0, noise_prob=0.0, freq_masks=0, time_masks=0, dropout=0.0, speed_perturb=0.0,
+             label_smoothing=0.0)
 
 
 @pytest.fixture(autouse=True)

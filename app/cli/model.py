@@ -44,12 +44,14 @@ def train(
                               "Default melcnn."),
     classes: str = typer.Option("all", help="all = the data set's labels; v1-12 = 10 keywords + _unknown_ + "
                                 "_silence_. Default all."),
-    epochs: int = typer.Option(12, help="Training epochs. Default 12."),
+    epochs: int = typer.Option(25, help="Training epochs. Default 25."),
     batch_size: int = typer.Option(64, help="Clips per step (per process under torchrun); 512-1024 keeps a "
                                    "GPU busy. Default 64."),
     lr: float = typer.Option(3e-3, help="Peak learning rate (AdamW). Default 0.003."),
     schedule: str = typer.Option("onecycle", help="onecycle or cosine. Default onecycle."),
-    label_smoothing: float = typer.Option(0.0, help="Cross-entropy label smoothing. Default 0."),
+    label_smoothing: float = typer.Option(0.1, help="Cross-entropy label smoothing. Default 0.1."),
+    speed_perturb: float = typer.Option(0.15, help="Random speed/pitch change of up to +-this fraction (on the "
+                                        "device). Default 0.15; 0 turns it off."),
     width: int = typer.Option(32, help="melcnn base width (32 = ~270k parameters). Default 32."),
     seed: int = typer.Option(0, help="Random seed. Default 0."),
     folds: int = typer.Option(0, help="Also train K models on speaker-grouped folds of the training split, for "
@@ -73,7 +75,7 @@ def train(
     from ml.device import dist_env
 
     cfg = TrainConfig(model=model, classes=classes, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
-                      label_smoothing=label_smoothing, width=width, seed=seed, folds=folds, apply_flags=apply_flags,
+                      label_smoothing=label_smoothing, speed_perturb=speed_perturb, width=width, seed=seed, folds=folds, apply_flags=apply_flags,
                       cutoff_policy=cutoff_policy, compile=compile_model, dry_run=dry_run)
     main = dist_env().is_main
     with user_errors():
