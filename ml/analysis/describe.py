@@ -210,7 +210,8 @@ def label_finding(ev: Evidence) -> FindingSpec | None:
     listed = "; ".join(f"'{a}' \u2192 '{b}' ({c})" for (a, b), c in top)
     scope = ev.label_scope
     text = (f"{members.size:,} clips look filed under the wrong word: out-of-sample predictions confidently "
-            f"name another class (confident learning). Most common: {listed}. Checked: "
+            f"name another class (confident learning) and none of the clip's nearest clips in embedding space "
+            f"shares its label. Most common: {listed}. Checked: "
             f"{scope.get('validation_test_clips', 0):,} validation/test clips"
             + (f", {scope['train_clips_with_oof']:,} training clips (out-of-fold)"
                if scope.get("train_clips_with_oof") else "")
