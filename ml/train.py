@@ -96,8 +96,10 @@ def _with_silence(cfg: TrainConfig, data: TrainData) -> tuple[np.ndarray, np.nda
 
 def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: int):
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(2, total_steps),
-                                                   pct_start=cfg.warmup_frac)
+        total = max(4, total_steps)
+        # At least two warm-up steps, so tiny runs never get a zero-length phase.
+        pct = min(0.5, max(cfg.warmup_frac, 2.0 / total))
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=pct)
     warm = max(1, int(total_steps * cfg.warmup_frac))
 
     def lr_at(step: int) -> float:  # linear warm-up, then cosine to zero
