@@ -113,13 +113,19 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int = SR) -> None:
 
 # --- Worker side. One eSpeak per process, made by the pool initializer.
 _ENGINE = None
+_INIT_ERROR: BaseException | None = None
 
 
 def _init_worker() -> None:
-    global _ENGINE
-    from ml.synth_voice import Espeak
+    # An exception escaping a Pool initializer makes the pool respawn the worker forever; keep it
+    # and raise it from the first task instead, so synthesize() fails with the real cause.
+    global _ENGINE, _INIT_ERROR
+    try:
+        from ml.synth_voice import Espeak
 
-    _ENGINE = Espeak()
+        _ENGINE = Espeak()
+    except Exception as exc:  # noqa: BLE001 - re-raised in _run_task
+        _INIT_ERROR = exc
 
 
 def _render_speaker(task: tuple) -> tuple[str, int, list[str], list[tuple[str, ...]]]:
@@ -153,6 +159,8 @@ def _render_background(task: tuple) -> tuple[str, int, list[str], list[tuple[str
 
 
 def _run_task(task: tuple) -> tuple[str, int, list[str], list[tuple[str, ...]]]:
+    if _INIT_ERROR is not None:
+        raise RuntimeError(f"eSpeak NG could not start in a worker: {_INIT_ERROR}") from _INIT_ERROR
     return _render_background(task) if task[0] == "background" else _render_speaker(task)
 
 
@@ -161,7 +169,7 @@ def _pool_context():
     # safe next to the CLI's progress-bar thread); spawn where forkserver does not exist.
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["ml.synth", "ml.synth_render", "scipy.signal"])
+        ctx.set_forkserver_preload(["__main__", "ml.synth", "ml.synth_render", "ml.synth_voice"])
         return ctx
     return mp.get_context("spawn")
 

@@ -102,13 +102,36 @@ class Espeak:
         return np.concatenate(self._chunks)
 
 
-def to_16k(x: np.ndarray) -> np.ndarray:
-    """Resample eSpeak's 22,050 Hz int16 output to 16 kHz float32 in [-1, 1]."""
-    from scipy.signal import resample_poly
+_TAPS_HALF = 32  # kernel half-length in input samples: ~60 dB stopband, 6.9-8.1 kHz transition
+_KERNEL: dict[tuple[int, int], np.ndarray] = {}
 
+
+def _polyphase_kernel(up: int, down: int) -> np.ndarray:
+    """Kaiser-windowed sinc, one row of 2*_TAPS_HALF weights per output phase: (up, 2H)."""
+    key = (up, down)
+    if key not in _KERNEL:
+        cutoff = 0.5 * min(1.0, up / down) * 0.94  # cycles per input sample, just below the new Nyquist
+        j = np.arange(-_TAPS_HALF + 1, _TAPS_HALF + 1)
+        u = np.arange(up)[:, None] / up - j[None, :]  # distance from the output instant, input samples
+        w = 2 * cutoff * np.sinc(2 * cutoff * u) * np.kaiser(2 * _TAPS_HALF + 1, 8.0)[
+            np.clip(np.round(u + _TAPS_HALF).astype(int), 0, 2 * _TAPS_HALF)]
+        _KERNEL[key] = (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+    return _KERNEL[key]
+
+
+def to_16k(x: np.ndarray) -> np.ndarray:
+    """Resample eSpeak's 22,050 Hz int16 output to 16 kHz float32 in [-1, 1] (polyphase FIR, numpy)."""
     g = gcd(ESPEAK_RATE, TARGET_RATE)
-    y = resample_poly(x.astype(np.float32) / 32768.0, TARGET_RATE // g, ESPEAK_RATE // g)
-    return y.astype(np.float32, copy=False)
+    up, down = TARGET_RATE // g, ESPEAK_RATE // g  # 320, 441
+    x = x.astype(np.float32) / 32768.0
+    n_out = -(-x.size * up // down)
+    if n_out == 0:
+        return np.zeros(0, np.float32)
+    pos = np.arange(n_out) * down  # output n sits at input time pos / up
+    base, phase = pos // up, pos % up
+    xp = np.pad(x, (_TAPS_HALF, _TAPS_HALF + 1))
+    idx = base[:, None] + np.arange(1, 2 * _TAPS_HALF + 1)[None, :]  # (n_out, 2H) into the padded input
+    return np.einsum("ij,ij->i", xp[idx], _polyphase_kernel(up, down)[phase]).astype(np.float32)
 
 
 def trim(x: np.ndarray, floor_db: float = -45.0, frame: int = 160) -> np.ndarray:
