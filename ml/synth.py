@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -35,6 +36,8 @@ DATASET_DIR = "speech_commands"
 DEFECTS_CSV = "defects.csv"
 DEFECT_COLUMNS = ("path", "defect", "true_label", "filed_label", "detail")
 DEFAULT_REPEATS = 3  # 40 speakers x 35 words x 3 = 4,200 clips
+MANIFEST = "synth.json"  # next to the data set: the parameters and counts of the last complete run
+GENERATOR_VERSION = 1  # bump when the same parameters would give different audio
 
 ProgressFn = Callable[[int, int], None]
 
@@ -76,6 +79,33 @@ class SynthReport:
     split_speakers: dict[str, int]
     seconds: float
     background_files: list[Path] = field(default_factory=list)
+    unchanged: bool = False  # True: the same parameters had already been synthesised; nothing written
+
+
+def _params(speakers, seed, repeats, words, noise_seconds, defect_scale) -> dict:
+    return {"generator": GENERATOR_VERSION, "speakers": speakers, "seed": seed, "repeats": repeats,
+            "words": list(words), "noise_seconds": float(noise_seconds), "defect_scale": float(defect_scale)}
+
+
+def _existing(out_dir: Path, params: dict) -> SynthReport | None:
+    """The report of a complete earlier run with exactly these parameters, if the files are all there."""
+    try:
+        saved = json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    root = out_dir / DATASET_DIR
+    if saved.get("params") != params or not (out_dir / DEFECTS_CSV).is_file():
+        return None
+    n_files = sum(1 for w in params["words"] if (root / w).is_dir() for e in os.scandir(root / w))
+    if n_files != saved.get("n_clips"):
+        return None
+    return SynthReport(
+        out_dir=out_dir, dataset_dir=root, defects_csv=out_dir / DEFECTS_CSV,
+        background_dir=root / "_background_noise_", n_clips=saved["n_clips"], n_speakers=params["speakers"],
+        words=tuple(params["words"]), defect_counts=saved["defect_counts"], split_clips=saved["split_clips"],
+        split_speakers=saved["split_speakers"], seconds=0.0,
+        background_files=[root / p for p in saved["background_files"]], unchanged=True,
+    )
 
 
 def make_speaker_ids(n: int, seed: int) -> list[tuple[str, str]]:
@@ -192,8 +222,10 @@ def synthesize(
     ``speakers`` x ``len(words)`` x ``repeats`` clips (default 40 x 35 x 3 = 4,200); ``words``
     defaults to all 35 v0.02 words; ``workers`` defaults to the CPU count; ``progress(done, total)``
     is called in this process as clips finish; ``defect_scale`` multiplies every defect rate
-    (tests use it to get each kind in a few clips). Raises ``FileExistsError`` if the data set exists
-    and ``overwrite`` is false, ``ValueError`` on bad arguments.
+    (tests use it to get each kind in a few clips). If the same parameters were already synthesised
+    completely into ``out_dir``, nothing is written and the report says ``unchanged``. Raises
+    ``FileExistsError`` if another data set is there and ``overwrite`` is false, ``ValueError`` on
+    bad arguments.
     """
     t0 = time.perf_counter()
     words = tuple(WORDS if words is None else words)
@@ -208,8 +240,11 @@ def synthesize(
         raise ValueError("noise_seconds must be at least 1")
     out_dir = Path(out_dir)
     final, csv_path = out_dir / DATASET_DIR, out_dir / DEFECTS_CSV
+    params = _params(speakers, seed, repeats, words, noise_seconds, defect_scale)
+    if not overwrite and (done_before := _existing(out_dir, params)) is not None:
+        return done_before
     if (final.exists() or csv_path.exists()) and not overwrite:
-        raise FileExistsError(f"{final} or {csv_path} already exists")
+        raise FileExistsError(f"{final} or {csv_path} already exists, made with other parameters")
     partial = out_dir / f".{DATASET_DIR}.partial"
     if partial.exists():
         shutil.rmtree(partial)  # left over from a killed run
@@ -252,6 +287,7 @@ def synthesize(
         writer.writerows(sorted(defect_rows))
     if final.exists():
         shutil.rmtree(final)
+    (out_dir / MANIFEST).unlink(missing_ok=True)
     os.replace(partial, final)
     os.replace(tmp_csv, csv_path)
     counts = {k: 0 for k in DEFECTS}
@@ -263,6 +299,10 @@ def synthesize(
         split_speakers={s: sum(1 for p in people if p.split == s) for s in split_clips},
         seconds=time.perf_counter() - t0, background_files=background,
     )
+    manifest = {"params": params, "n_clips": done, "defect_counts": counts, "split_clips": split_clips,
+                "split_speakers": report.split_speakers,
+                "background_files": [str(p.relative_to(final)) for p in background]}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     log.info("synthesised %d clips from %d speakers in %.1f s", done, len(people), report.seconds)
     return report
 

@@ -8,6 +8,7 @@ once per module and read by most tests.
 from __future__ import annotations
 
 import csv
+import json
 import re
 import wave
 from pathlib import Path
@@ -192,11 +193,37 @@ def test_synth_which_set_agrees_with_ml_speech_commands():
     assert which_set("c53b335a_nohash_1.wav") == which_set("c53b335a_nohash_4.wav")
 
 
-def test_synth_refuses_to_overwrite_and_rejects_bad_input(demo, tmp_path):
-    before = demo.defects_csv.read_bytes()
+def test_synth_same_options_again_is_a_no_op_and_others_are_refused(demo, tmp_path):
+    stamps = {p: p.stat().st_mtime_ns for p in demo.out_dir.rglob("*")}
+    again = synthesize(demo.out_dir, **KW)
+    assert again.unchanged and again.n_clips == demo.n_clips and again.defect_counts == demo.defect_counts
+    assert {p: p.stat().st_mtime_ns for p in demo.out_dir.rglob("*")} == stamps
     with pytest.raises(FileExistsError):
-        synthesize(demo.out_dir, **KW)
-    assert demo.defects_csv.read_bytes() == before
+        synthesize(demo.out_dir, **{**KW, "seed": 99})
+    assert {p: p.stat().st_mtime_ns for p in demo.out_dir.rglob("*")} == stamps
+    # a clip gone missing: the data set is no longer what the manifest says, so it is not reused
+    victim = _clips(demo.dataset_dir)[0]
+    data = victim.read_bytes()
+    victim.unlink()
+    try:
+        with pytest.raises(FileExistsError):
+            synthesize(demo.out_dir, **KW)
+    finally:
+        victim.write_bytes(data)
+
+
+def test_synth_overwrite_rebuilds(tmp_path):
+    kw = {**KW, "words": ("yes", "no"), "speakers": 1, "repeats": 1}
+    first = synthesize(tmp_path / "d", **kw)
+    ids_first = {p.name[:8] for p in _clips(first.dataset_dir)}
+    (first.dataset_dir / "yes" / "stray.wav").write_bytes(b"junk")
+    second = synthesize(tmp_path / "d", overwrite=True, **{**kw, "seed": 5})
+    assert not second.unchanged and not (second.dataset_dir / "yes" / "stray.wav").exists()
+    assert {p.name[:8] for p in _clips(second.dataset_dir)} != ids_first
+    assert json.loads((tmp_path / "d" / "synth.json").read_text())["params"]["seed"] == 5
+
+
+def test_synth_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="not allowed"):
         synthesize(tmp_path / "x", words=["yes", "banana"], speakers=1)
     with pytest.raises(ValueError):

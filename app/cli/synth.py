@@ -31,8 +31,8 @@ def synth(
     workers: int = typer.Option(0, "--workers", "-w", min=0, help="Worker processes. Default 0: one per CPU core."),
     noise_seconds: float = typer.Option(60.0, "--noise-seconds", min=1.0,
                                         help="Length of each _background_noise_ file in seconds. Default 60."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing OUT/speech_commands and "
-                               "OUT/defects.csv. Default: refuse."),
+    force: bool = typer.Option(False, "--force", help="Rebuild and replace an existing OUT/speech_commands and "
+                               "OUT/defects.csv. Default: keep one made with the same options, refuse others."),
 ) -> None:
     """Synthesise a Speech Commands v0.02-style demo data set with eSpeak NG, with planted defects
     (cut-off words, mislabeled clips, two words in a clip, noise-only clips) and their truth."""
@@ -52,16 +52,21 @@ def synth(
         except FileExistsError:
             raise Conflict(
                 f"{out / 'speech_commands'} already exists",
-                "earmark synth will not write over an existing data set or defects.csv.",
+                "It was made with other options (or by hand); earmark synth will not write over a data set "
+                "or its defects.csv.",
                 "Pass --force to replace it, or choose another OUT folder.",
             ) from None
         except (ValueError, OSError) as exc:
             raise EarmarkError("could not synthesise the demo data", str(exc),
                                "Check OUT is a writable folder and the options are valid.") from None
 
-    console.print(f"[green]synthesised[/] {report.n_clips:,} clips from {report.n_speakers} speakers "
-                  f"({len(report.words)} words, seed {seed}) in {report.seconds:.1f} s "
-                  f"({report.n_clips / max(report.seconds, 1e-9):,.0f} clips/s)")
+    if report.unchanged:
+        console.print(f"[green]unchanged:[/] {report.dataset_dir} already holds this data set "
+                      f"({report.n_clips:,} clips, seed {seed}); nothing rewritten. Use --force to rebuild it.")
+    else:
+        console.print(f"[green]synthesised[/] {report.n_clips:,} clips from {report.n_speakers} speakers "
+                      f"({len(report.words)} words, seed {seed}) in {report.seconds:.1f} s "
+                      f"({report.n_clips / max(report.seconds, 1e-9):,.0f} clips/s)")
     table = Table("split", "speakers", "clips")
     for split in ("train", "validation", "test"):
         table.add_row(split, str(report.split_speakers[split]), f"{report.split_clips[split]:,}")
