@@ -82,7 +82,7 @@ def make_speaker(speaker_id: str, split: str, seed: int) -> Speaker:
         onset_mean=float(rng.uniform(0.06, 0.32)),
         onset_sd=float(rng.uniform(0.02, 0.07)),
         noise_kind=str(rng.choice(NOISE_KINDS)),
-        noise_db=peak_db - float(rng.uniform(35.0, 55.0)),
+        noise_db=peak_db - float(rng.uniform(38.0, 56.0)),
         tilt=float(rng.uniform(-0.4, 0.4)),
     )
 
