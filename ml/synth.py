@@ -245,9 +245,14 @@ def synthesize(
         return done_before
     if (final.exists() or csv_path.exists()) and not overwrite:
         raise FileExistsError(f"{final} or {csv_path} already exists, made with other parameters")
-    partial = out_dir / f".{DATASET_DIR}.partial"
-    if partial.exists():
-        shutil.rmtree(partial)  # left over from a killed run
+    # Leftovers of a killed run go first; a fresh, per-process name keeps any orphaned worker of
+    # that run (it dies on its next write) out of this one.
+    for stale in (*out_dir.glob(f".{DATASET_DIR}.partial*"), *out_dir.glob(f".{DEFECTS_CSV}.partial*")):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    partial = out_dir / f".{DATASET_DIR}.partial-{os.getpid()}"
     for w in (*words, "_background_noise_"):
         (partial / w).mkdir(parents=True)
 
@@ -280,7 +285,7 @@ def synthesize(
 
     (partial / "validation_list.txt").write_text("".join(p + "\n" for p in sorted(lists["validation"])))
     (partial / "testing_list.txt").write_text("".join(p + "\n" for p in sorted(lists["test"])))
-    tmp_csv = out_dir / f".{DEFECTS_CSV}.partial"
+    tmp_csv = out_dir / f".{DEFECTS_CSV}.partial-{os.getpid()}"
     with open(tmp_csv, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(DEFECT_COLUMNS)

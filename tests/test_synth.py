@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import wave
 from pathlib import Path
@@ -255,3 +256,32 @@ def test_synth_speakers_vary_and_held_out_ones_speak_english():
     assert foreign and all(p.split == "train" for p in foreign)
     assert len({p.voice for p in people}) > 100 and len({p.noise_kind for p in people}) == 4
     assert np.std([p.rate for p in people]) > 10 and np.std([p.onset_mean for p in people]) > 0.03
+
+
+def test_synth_killed_run_leaves_no_data_set_and_next_run_completes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from app.cli import main; sys.argv = ['earmark'] + sys.argv[1:]; main()",
+         "synth", str(out), "--speakers", "12", "--noise-seconds", "1", "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(list(out.glob(".speech_commands.partial*/*/*.wav"))) < 40:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)  # the command and its workers, as a kill -9 of the job would
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not (out / "speech_commands").exists() and not (out / "defects.csv").exists()
+    assert list(out.glob(".speech_commands.partial*")), "the half-written data set stays hidden"
+    report = synthesize(out, **KW)
+    assert report.n_clips == 72 and not list(out.glob(".*partial*"))
+    assert len(_clips(report.dataset_dir)) == 72
