@@ -199,3 +199,18 @@ def test_resume_after_an_interrupt_matches_an_uninterrupted_run(sqlite_store, tm
         assert torch.equal(a[k], b[k]), k
     with pytest.raises(EarmarkError, match="finished training"):
         train_run(store.settings, resume="cut")
+
+
+def test_apply_flags_mislabeled_as_cutoff_follows_the_cutoff_policy(sqlite_store, tmp_path):
+    # The flag form offers _cutoff_ as a correct label; the trainer must honour it, not drop it.
+    store = sqlite_store
+    with store.sessions() as s:
+        ds, ids = make_dataset(s, tmp_path / "ds", n_clips=40)
+        upsert_flag(s, ids[0], "mislabeled", CUTOFF)
+        s.commit()
+    run_id = train_run(store.settings, ds.id, TrainConfig(apply_flags=True, cutoff_policy="class", **TINY))
+    with store.sessions() as s:
+        run = s.get(Run, run_id)
+        assert run.classes[-1] == CUTOFF
+        assert run.label_map == {str(ids[0]): CUTOFF}
+        assert run.flags_used[0]["reason"] == "mislabeled" and run.flags_used[0]["corrected_label"] == CUTOFF

@@ -99,8 +99,13 @@ def flag_overrides(session: Session, dataset: Dataset, kind: str, policy: str) -
     label_map: dict[str, str | None] = {}
     used: list[dict] = []
     cutoff_class = False
-    for clip_id, reason, corrected, updated in rows:
-        if reason == "mislabeled":
+    for clip_id, flag_reason, corrected, updated in rows:
+        reason = flag_reason
+        if reason == "mislabeled" and corrected == CUTOFF:
+            reason = "cutoff"  # "mislabeled as _cutoff_" is a cut-off decision: the policy applies
+        if reason == "mislabeled" and corrected == UNKNOWN and kind == "v1-12":
+            label_map[str(clip_id)] = UNKNOWN
+        elif reason == "mislabeled":
             if not corrected or corrected not in known:
                 log.warning("ignoring flag on clip %s: corrected label %r is not a label of the data set",
                             clip_id, corrected)
@@ -114,7 +119,7 @@ def flag_overrides(session: Session, dataset: Dataset, kind: str, policy: str) -
                 cutoff_class = cutoff_class or kind != "v1-12"
         else:  # "other": a note for people, not a training decision
             continue
-        used.append({"clip_id": int(clip_id), "reason": reason, "corrected_label": corrected,
+        used.append({"clip_id": int(clip_id), "reason": flag_reason, "corrected_label": corrected,
                      "updated_at": updated.isoformat() if updated else None})
     return label_map, used, cutoff_class
 
