@@ -8,7 +8,7 @@ EARMARK := $(BIN)/earmark
 DEMO_DIR ?= earmark-data/demo
 DEMO_SPEAKERS ?= 40
 DEMO_SEED ?= 7
-DEMO_EPOCHS ?= 12
+DEMO_EPOCHS ?= 25
 export EARMARK_DATA_DIR ?= earmark-data
 
 .PHONY: install dev demo demo-data test lint bench clean
