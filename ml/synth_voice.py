@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 from math import gcd
+from pathlib import Path
 
 import numpy as np
 
@@ -66,7 +67,7 @@ class Espeak:
         ]
         self._lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         # espeak-ng-data's parent folder is the path eSpeak wants.
-        data_parent = str(__import__("pathlib").Path(espeakng_loader.get_data_path()).parent)
+        data_parent = str(Path(espeakng_loader.get_data_path()).parent)
         rate = self._lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(), _INITIALIZE_DONT_EXIT
         )
