@@ -13,12 +13,10 @@ the defect rows. The data set appears under its final name only once complete.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import multiprocessing as mp
 import os
-import re
 import shutil
 import time
 import wave
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.speech_commands import which_set
 from ml.synth_render import CLIP, DEFECTS, SR, WORDS, Speaker, background_noise, choose_defect, make_speaker
 
 log = logging.getLogger(__name__)
@@ -40,27 +39,6 @@ MANIFEST = "synth.json"  # next to the data set: the parameters and counts of th
 GENERATOR_VERSION = 3  # bump when the same parameters would give different audio
 
 ProgressFn = Callable[[int, int], None]
-
-
-# --- The published split rule. A local copy on purpose: ml/speech_commands.py has its own, and
-# this module must not depend on it (the two are checked against each other in the tests).
-_MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
-
-
-def which_set(filename: str, validation_percentage: float = 10.0, testing_percentage: float = 10.0) -> str:
-    """Speech Commands' split of a file name: ``train``, ``validation`` or ``test``.
-
-    SHA-1 of the base name with ``_nohash_.*`` removed (so a speaker never spans splits), taken
-    mod 2^27 and scaled to a percentage of 2^27 - 1.
-    """
-    hash_name = re.sub(r"_nohash_.*$", "", os.path.basename(filename))
-    h = int(hashlib.sha1(hash_name.encode("utf-8")).hexdigest(), 16)
-    pct = (h % (_MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / _MAX_NUM_WAVS_PER_CLASS)
-    if pct < validation_percentage:
-        return "validation"
-    if pct < validation_percentage + testing_percentage:
-        return "test"
-    return "train"
 
 
 @dataclass

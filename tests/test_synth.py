@@ -186,14 +186,6 @@ def test_synth_split_lists_follow_the_hashing_rule(demo):
     assert demo.split_speakers == {"train": 1, "validation": 1, "test": 1}
 
 
-def test_synth_which_set_agrees_with_ml_speech_commands():
-    from ml import speech_commands
-
-    names = [f"{i:08x}_nohash_{i % 5}.wav" for i in range(0, 2**32, 2**32 // 997)]
-    assert [which_set(n) for n in names] == [speech_commands.which_set(n) for n in names]
-    assert which_set("c53b335a_nohash_1.wav") == which_set("c53b335a_nohash_4.wav")
-
-
 def test_synth_same_options_again_is_a_no_op_and_others_are_refused(demo, tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in demo.out_dir.rglob("*")}
     again = synthesize(demo.out_dir, **KW)
