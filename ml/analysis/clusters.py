@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ml.analysis.neighbors import normalize
+from ml.analysis.projection import pca
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +47,6 @@ class Cluster:
         return int(self.members.size)
 
 
-def reduce(x: np.ndarray, dims: int = PCA_DIMS, seed: int = 0) -> np.ndarray:
-    """Unit-normalised rows of ``x`` (n, d) projected on their first ``dims`` principal axes (float32)."""
-    from sklearn.decomposition import PCA
-
-    xn = normalize(x)
-    dims = int(min(dims, xn.shape[1], max(1, xn.shape[0] - 1)))
-    if dims >= xn.shape[1]:
-        return xn
-    return PCA(n_components=dims, random_state=seed, svd_solver="randomized").fit_transform(xn).astype(np.float32)
-
-
 def default_min_cluster_size(n: int) -> int:
     """Half a percent of the clips, at least 5: big enough to mean something, small enough to see a defect."""
     return max(5, int(round(0.005 * n)))
@@ -75,7 +64,7 @@ def cluster_space(x: np.ndarray, signal: np.ndarray | None = None, signal_weight
                   seed: int = 0) -> np.ndarray:
     """The points HDBSCAN sees: PCA of the normalised embeddings scaled to unit RMS norm, followed by
     the robustly scaled signal stats ``signal`` (n, f) times ``signal_weight`` when given."""
-    z = reduce(x, seed=seed).astype(np.float64)
+    z = pca(x, PCA_DIMS, seed=seed).astype(np.float64)
     z /= max(float(np.sqrt((z**2).sum(axis=1).mean())), 1e-12)
     if signal is not None and signal.size and signal_weight > 0:
         z = np.hstack([z, signal_weight * robust_scale(signal)])
