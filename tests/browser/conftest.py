@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,19 +34,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def live_site(tmp_path_factory):
-    """(base URL, fixture) of a uvicorn server over a fresh store with one 150-clip run."""
+@contextmanager
+def serve_in_thread(settings: Settings):
+    """Serve ``create_app(settings)`` with a real uvicorn on a free loopback port; yields the base URL."""
     import uvicorn
 
     from app.web.main import create_app
 
-    root = tmp_path_factory.mktemp("site")
-    settings = Settings(data_dir=root / "earmark-data")
-    engine, sessions = open_store(settings)
-    with sessions() as s:
-        fx = make_run(s, root / "audio", n_clips=150)
-    engine.dispose()
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -55,9 +50,24 @@ def live_site(tmp_path_factory):
         if time.monotonic() > deadline:
             pytest.fail("uvicorn did not start within 20 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", fx
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live_site(tmp_path_factory):
+    """(base URL, fixture) of a uvicorn server over a fresh store with one 150-clip run."""
+    root = tmp_path_factory.mktemp("site")
+    settings = Settings(data_dir=root / "earmark-data")
+    engine, sessions = open_store(settings)
+    with sessions() as s:
+        fx = make_run(s, root / "audio", n_clips=150)
+    engine.dispose()
+    with serve_in_thread(settings) as base:
+        yield base, fx
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,6 @@ import csv
 import io
 import json
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from app.config import Settings
 from app.store.db import open_store
 from app.store.models import Clip, Finding, FindingClip, Run
 from app.store.writes import upsert_flag
-from tests.browser.conftest import _free_port
+from tests.browser.conftest import serve_in_thread
 from tests.test_compare import _two_runs
 
 pytestmark = pytest.mark.browser
@@ -49,9 +47,7 @@ def shot(pg, name: str) -> Path:
 @pytest.fixture(scope="module")
 def loop_site(tmp_path_factory):
     """A server over a store with a baseline run, a retrained run (adds _cutoff_) and two auto flags."""
-    import uvicorn
 
-    from app.web.main import create_app
 
     root = tmp_path_factory.mktemp("loop")
     settings = Settings(data_dir=root / "earmark-data")
@@ -74,18 +70,8 @@ def loop_site(tmp_path_factory):
         info = dict(a=fa.run_id, b=fb.run_id, clip_id=target.id, path=target.path, label=target.label,
                     dataset="fixture")
     engine.dispose()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start within 20 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", info
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(settings) as base:
+        yield base, info
 
 
 @pytest.fixture
