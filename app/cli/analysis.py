@@ -5,18 +5,16 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from app.cli import app
-from app.cli.common import console, settings, user_errors
+from app.cli.common import console, progress_bar, settings, user_errors
 
 
 @contextmanager
 def _steps():
     """A rich progress bar fed by the pipeline's ``progress(step, done, total)`` callback."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("starting", total=1)
 
         def update(step: str, done: int, total: int) -> None:

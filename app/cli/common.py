@@ -7,12 +7,26 @@ from contextlib import contextmanager
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from app.config import Settings
 from app.errors import EarmarkError
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
+
+
+def progress_bar(out: Console | None = None) -> Progress:
+    """The one progress bar every long command shows: what, bar, done/total, elapsed, remaining."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=out or console, transient=True)
 
 
 def settings() -> Settings:

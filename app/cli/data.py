@@ -9,7 +9,6 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeRemainingColumn,
@@ -17,7 +16,7 @@ from rich.progress import (
 from rich.table import Table
 
 from app.cli import app
-from app.cli.common import console, settings, user_errors
+from app.cli.common import console, progress_bar, settings, user_errors
 
 download_app = typer.Typer(help="Fetch public data sets (with resume, checksum and safe extraction).",
                            no_args_is_help=True)
@@ -41,8 +40,7 @@ def ingest(
     """Ingest a data set folder: clips, splits, speakers, signal stats, rejects and a leakage report."""
     from app.pipeline.ingest import ingest as run_ingest
 
-    with user_errors(), Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=console, transient=True) as bar:
+    with user_errors(), progress_bar() as bar:
         task = bar.add_task("listing files", total=None)
 
         def on_progress(stage: str, done: int, total: int) -> None:

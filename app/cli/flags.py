@@ -6,11 +6,10 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from app.cli import app
-from app.cli.common import console, err_console, settings, user_errors
+from app.cli.common import console, err_console, progress_bar, settings, user_errors
 from app.errors import EarmarkError
 
 
@@ -105,9 +104,7 @@ def relabel_cmd(
     """Write a corrected copy of the data set in the Speech Commands layout (hard links where possible)."""
     from app.pipeline.relabel import relabel_to_dir
 
-    with user_errors(), _sessions()() as s, Progress(
-            TextColumn("relabel"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err_console, transient=True) as bar:
+    with user_errors(), _sessions()() as s, progress_bar(err_console) as bar:
         task = bar.add_task("relabel", total=None)
         sm = relabel_to_dir(s, to, dataset, cutoff_policy,
                             progress=lambda done, total: bar.update(task, completed=done, total=total))

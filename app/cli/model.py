@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import typer
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from app.cli import app
-from app.cli.common import console, settings, user_errors
+from app.cli.common import console, progress_bar, settings, user_errors
 
 _STAGE_TEXT = {"decoding": "decoding waveforms (once, then cached)", "training": "training",
                "inferring": "inference + embeddings", "writing": "writing predictions"}
-
-
-def _bar() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console, transient=True)
 
 
 def _progress(bar: Progress):
@@ -80,14 +70,14 @@ def train(
     main = dist_env().is_main
     with user_errors():
         s = settings()
-        with _bar() as bar:
+        with progress_bar() as bar:
             run_id = train_run(s, dataset, cfg, name=name, parent=parent, resume=resume,
                                progress=_progress(bar) if main else None)
         if not main:
             return
         console.print(f"[green]trained[/] run {run_id}; checkpoints in {s.runs_dir / str(run_id)}")
         if infer and not dry_run:
-            with _bar() as bar:
+            with progress_bar() as bar:
                 infer_run(s, run_id, progress=_progress(bar))
             _print_runs(s, only=run_id)
         console.print(f"run id: {run_id}")
@@ -103,7 +93,7 @@ def infer_cmd(
 
     with user_errors():
         s = settings()
-        with _bar() as bar:
+        with progress_bar() as bar:
             run_id = infer_run(s, run, progress=_progress(bar), batch_size=batch_size or None)
         _print_runs(s, only=run_id)
 

@@ -5,18 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from app.cli import app
-from app.cli.common import console, user_errors
+from app.cli.common import console, progress_bar, user_errors
 from app.errors import Conflict, EarmarkError
 
 
@@ -40,10 +32,8 @@ def synth(
 
     with user_errors():
         try:
-            with Progress(TextColumn("[bold]synthesising"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("clips"), TimeElapsedColumn(), TimeRemainingColumn(),
-                          console=console, transient=True) as bar:
-                task = bar.add_task("synth", total=None)
+            with progress_bar() as bar:
+                task = bar.add_task("synthesising clips", total=None)
                 report = synthesize(
                     out, speakers=speakers, seed=seed, repeats=repeats, workers=workers or None,
                     noise_seconds=noise_seconds, overwrite=force,
