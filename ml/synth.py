@@ -36,7 +36,7 @@ DEFECTS_CSV = "defects.csv"
 DEFECT_COLUMNS = ("path", "defect", "true_label", "filed_label", "detail")
 DEFAULT_REPEATS = 3  # 40 speakers x 35 words x 3 = 4,200 clips
 MANIFEST = "synth.json"  # next to the data set: the parameters and counts of the last complete run
-GENERATOR_VERSION = 3  # bump when the same parameters would give different audio
+GENERATOR_VERSION = 4  # bump when the same parameters would give different audio
 
 ProgressFn = Callable[[int, int], None]
 

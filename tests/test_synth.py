@@ -155,6 +155,23 @@ def test_synth_cutoff_clips_end_loud_and_clean_clips_end_quiet(demo):
     assert max(clean) < -18.0, sorted(clean)[-3:]
 
 
+def test_synth_cutoff_clips_keep_only_the_start_of_the_word(demo):
+    # Too little of the word is left to tell which it was: only its first 10-30 %, late in the clip.
+    from ml.analysis.signal import signal_stats
+    from ml.synth_render import KEEP_MAX, KEEP_MIN
+
+    rows = [r for r in _defects(demo).values() if r["defect"] == "cutoff"]
+    assert len(rows) >= 5
+    for r in rows:
+        m = re.search(r"starts at ([0-9.]+) s, word ([0-9.]+) s, (\d+)% kept", r["detail"])
+        assert m, r["detail"]
+        onset, word_s, kept = float(m[1]), float(m[2]), int(m[3]) / 100
+        assert KEEP_MIN - 0.01 <= kept <= KEEP_MAX + 0.01 or (1 - onset) <= 0.07, r["detail"]
+        assert onset >= 1.0 - max(KEEP_MAX * word_s, 0.06) - 0.01, r["detail"]
+        stats = signal_stats(_read(demo.dataset_dir / r["path"]), 16000)
+        assert stats.lead_silence_ms >= 550 and stats.trail_silence_ms < 50, (r["path"], stats)
+
+
 def test_synth_noise_only_clips_have_no_speech_pattern(demo):
     rows = _defects(demo)
     for p in _clips(demo.dataset_dir):
