@@ -218,6 +218,27 @@ def test_describe_calls_a_group_with_sound_throughout_noise_only():
     assert d.reason == "noise_only" and "likely noise only" in d.text and "100% disagree" in d.text
 
 
+def test_describe_calls_mostly_noise_with_some_cut_words_noise_only():
+    # 45 noise-only clips (sound at both edges) clustered with 27 cut words (late start, loud end).
+    n = 400
+    idx = np.arange(n)
+    noise, cut = idx < 45, (idx >= 45) & (idx < 72)
+    members = idx[:72]
+    signal = {"lead_silence_ms": np.select([noise, cut], [0.0, 900.0], 200.0),
+              "trail_silence_ms": np.select([noise, cut], [0.0, 0.0], 300.0),
+              "end_energy_db": np.select([noise, cut], [-3.0, -2.0], -40.0),
+              "rms_dbfs": np.full(n, -30.0)}
+    labels = np.array(["yes", "no"] * 200)
+    cut_score = np.where(cut, 0.9, np.where(noise, 0.55, 0.0))  # noise's loud edges score too
+    d = describe_group(members, labels, np.full(n, "up"), idx >= 72, signal, cut_score, 0.5,
+                       np.zeros(n, bool), labels)
+    assert d.reason == "noise_only", d.text
+    assert "62% have sound from the first to the last frame" in d.text and "38% look cut off" in d.text
+    d = describe_group(idx[27:72], labels, np.full(n, "up"), idx >= 72, signal, cut_score, 0.5,
+                       np.zeros(n, bool), labels)
+    assert d.reason == "cutoff", "with the cut words in the majority it is a cut-off group"
+
+
 def test_label_issues_need_the_neighbourhood_to_confirm_and_it_picks_the_suggestion():
     rng = np.random.default_rng(2)
     true = np.repeat(np.arange(4), 25)

@@ -64,12 +64,12 @@ def signal_shifts(members: np.ndarray, signal: dict[str, np.ndarray]) -> list[tu
     return out
 
 
-def _sound_throughout(members: np.ndarray, signal: dict[str, np.ndarray]) -> bool:
-    """Most of the group has (almost) no silence at either edge: steady sound, not a word."""
+def _throughout(members: np.ndarray, signal: dict[str, np.ndarray]) -> np.ndarray:
+    """Per member: (almost) no silence at either edge, i.e. steady sound rather than a word (bool)."""
     lead, trail = signal.get("lead_silence_ms"), signal.get("trail_silence_ms")
     if lead is None or trail is None:
-        return False
-    return bool(np.median(lead[members]) < NOISE_EDGE_MS and np.median(trail[members]) < NOISE_EDGE_MS)
+        return np.zeros(members.size, dtype=bool)
+    return (lead[members] < NOISE_EDGE_MS) & (trail[members] < NOISE_EDGE_MS)
 
 
 def describe_group(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, agree: np.ndarray,
@@ -89,11 +89,19 @@ def describe_group(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, a
               + f" (median {g:.0f} {SIGNAL_WORDS[c][2]} vs {m:.0f} overall)" for c, g, m, s in shifts[:2]]
     reason, suggestion, verdict = None, None, ""
     end_high = any(c == "end_energy_db" and s > 0 for c, _, _, s in shifts)
-    if cut_share >= CUTOFF_SHARE or (end_high and cut_share >= 0.3):
-        reason, verdict = "cutoff", f"likely cut off ({cut_share:.0%} score above the cut-off threshold)"
-    elif n and _sound_throughout(members, signal):
+    # Steady noise also has sound in its last 50 ms. A group most of whose clips have sound at both
+    # edges is noise, even when some cut words (which start quiet) were clustered with it.
+    steady = _throughout(members, signal)
+    noise_share = float(steady.mean()) if n else 0.0
+    if noise_share > 0.5:
         reason = "noise_only"
-        verdict = "sound from the first to the last frame with no quiet before or after a word: likely noise only"
+        verdict = (f"{noise_share:.0%} have sound from the first to the last frame with no quiet before or "
+                   f"after a word: likely noise only")
+        cut_rest = float(np.mean((cutoff_score[members] >= cutoff_threshold) & ~steady))
+        if cut_rest >= 0.1:
+            verdict += f" (and {cut_rest:.0%} look cut off)"
+    elif cut_share >= CUTOFF_SHARE or (end_high and cut_share >= 0.3):
+        reason, verdict = "cutoff", f"likely cut off ({cut_share:.0%} score above the cut-off threshold)"
     elif issue_share >= MISLABEL_SHARE:
         reason = "mislabeled"
         common = _top(suggested[members][label_issue[members]], 1)
@@ -113,7 +121,7 @@ def describe_group(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, a
         title = f"{n:,} clips, {dis:.0%} disagree, likely noise only"
     stats = {
         "n": n, "disagree_rate": round(dis, 4), "cutoff_share": round(cut_share, 4),
-        "label_issue_share": round(issue_share, 4),
+        "label_issue_share": round(issue_share, 4), "noise_share": round(noise_share, 4),
         "top_labels": [[v, round(s, 4)] for v, s in top_labels],
         "top_predictions": [[v, round(s, 4)] for v, s in top_preds],
         "signal": {c: {"median": round(g, 2), "overall_median": round(m, 2), "shift_iqr": round(s, 2)}
