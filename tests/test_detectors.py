@@ -162,6 +162,21 @@ def test_error_cluster_ranks_the_disagreeing_blob_first_and_says_cut_off():
     assert "likely cut off" in d.text and "'up'" in d.text
 
 
+def test_rank_clusters_needs_a_rate_well_above_the_runs():
+    # 10 clusters of 100 clips; cluster 0 disagrees 33% of the time, the others 4% (a good model).
+    labels = np.repeat(np.arange(10), 100)
+    disagree = np.zeros(1000, bool)
+    disagree[:33] = True
+    for c in range(1, 10):
+        disagree[c * 100: c * 100 + 4] = True
+    ranked = rank_clusters(labels, disagree)
+    assert [c.cluster_id for c in ranked] == [0] and ranked[0].score == pytest.approx(33.0)
+    # The same cluster in a run that disagrees 20% of the time everywhere is no pocket of errors.
+    disagree[100:] = (np.arange(900) % 5) == 0
+    assert rank_clusters(labels, disagree) == []
+    assert rank_clusters(labels, np.zeros(1000, bool)) == []
+
+
 def test_cluster_embeddings_subsample_assigns_every_point():
     x, lab = _blobs(400, 3, 8, 6)
     clusters = cluster_embeddings(x, min_cluster_size=30, max_fit=300)
