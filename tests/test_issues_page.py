@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -117,3 +118,56 @@ def test_issues_page_escapes_data_and_says_what_to_run(store, tmp_path):
 def test_issues_page_without_runs_explains(sqlite_store):
     r = TestClient(create_app(sqlite_store.settings)).get("/issues")
     assert r.status_code == 200 and "earmark train" in r.text
+
+
+def _demo_shaped_run(s, root):
+    """A run shaped like the demo's: 40 cut words (late start, loud end) across labels that the model
+    embeds alike and gets wrong 40% of the time, and 10 noise-only clips it always gets wrong."""
+    from sqlalchemy import update
+
+    from app.store.models import Clip, Embedding, Prediction, Run
+
+    fx = make_run(s, root, n_clips=400, write_audio=False, disagree_every=97, seed=5)
+    run = s.get(Run, fx.run_id)
+    classes, k = run.classes, len(run.classes)
+    rng = np.random.default_rng(9)
+    ids = fx.clip_ids
+    dim = len(s.scalar(select(Embedding.vector).where(Embedding.run_id == run.id))) // 4
+    groups = {"cut": ids[1:400:10], "noise": ids[5:400:40]}  # 40 and 10 clips, every label and split
+    edges = {"cut": dict(lead_silence_ms=900.0, trail_silence_ms=0.0, end_energy_db=-2.0, cutoff_signal=True),
+             "noise": dict(lead_silence_ms=0.0, trail_silence_ms=0.0, end_energy_db=-1.0, cutoff_signal=False)}
+    for name, members in groups.items():
+        centre = rng.normal(0, 1, dim).astype(np.float32) * 3
+        s.execute(update(Clip).where(Clip.id.in_(members)).values(**edges[name]))
+        for j, cid in enumerate(members):
+            target = s.scalar(select(Prediction.target).where(Prediction.run_id == run.id, Prediction.clip_id == cid))
+            wrong = j % 5 < 2 if name == "cut" else True
+            pred = classes[(classes.index(target) + 1 + j) % k] if wrong else target
+            p = np.full(k, 0.4 / (k - 1), np.float32)
+            p[classes.index(pred)] = 0.6
+            s.execute(update(Prediction).where(Prediction.run_id == run.id, Prediction.clip_id == cid)
+                      .values(pred=pred, agree=not wrong, confidence=0.6, probs=p.tobytes()))
+            vec = (centre + rng.normal(0, 0.3, dim)).astype(np.float32)
+            s.execute(update(Embedding).where(Embedding.run_id == run.id, Embedding.clip_id == cid)
+                      .values(vector=vec.tobytes()))
+    s.commit()
+    return fx, groups
+
+
+def test_issues_page_headline_names_the_cut_off_cluster_of_a_demo_shaped_run(store, tmp_path):
+    with store.sessions() as s:
+        fx, groups = _demo_shaped_run(s, tmp_path / "d")
+        analyze_run(s, fx.run_id)
+        clusters = s.scalars(select(Finding).where(Finding.run_id == fx.run_id, Finding.kind == "cluster")
+                             .order_by(Finding.rank)).all()
+        members = [set(s.scalars(select(FindingClip.clip_id).where(FindingClip.finding_id == f.id)))
+                   for f in clusters]
+    assert len(clusters) == 2, [f.title for f in clusters]
+    top, second = clusters
+    assert members[0] == set(groups["cut"]) and top.reason == "cutoff"
+    assert "40 clips, 40% disagree, likely cut off" in top.title
+    assert members[1] == set(groups["noise"]) and second.reason == "noise_only"
+    html = TestClient(create_app(store.settings)).get(f"/issues?run={fx.run_id}").text
+    head = re.search(r'<p class="headline" id="top-cluster">(.*?)</p>', html, re.S)
+    assert head and "likely cut off" in head[1] and "40 clips" in head[1]
+    assert f"/cloud?run={fx.run_id}&amp;finding={top.id}" in head[1]
