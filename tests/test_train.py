@@ -89,6 +89,29 @@ def test_train_dry_run_takes_one_batch(tmp_path):
     assert r.epochs_done == 1 and len(steps) == 1 and r.best_path.is_file()
 
 
+@pytest.mark.slow
+def test_train_compiled_matches_eager_and_saves_a_plain_checkpoint(tmp_path):
+    # --compile (torch.compile with inductor, which on CPU builds C++ kernels): the same losses and
+    # weights as eager to float tolerance, and a checkpoint that loads into an uncompiled model.
+    waves, labels = _tones()
+    idx = np.arange(len(labels))
+    data = TrainData(waves, labels, idx, idx, ["a", "b", "c"])
+    runs = {}
+    for compiled in (False, True):
+        cfg = TrainConfig(epochs=2, batch_size=6, width=8, compile=compiled, **QUIET)
+        runs[compiled] = train(cfg, data, tmp_path / str(compiled), torch.device("cpu"))
+    eager, comp = runs[False], runs[True]
+    for a, b in zip(eager.history, comp.history, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-3, abs=1e-4)
+        assert a.val_loss == pytest.approx(b.val_loss, rel=1e-3, abs=1e-4)
+    assert eager.state.keys() == comp.state.keys()  # no torch.compile "_orig_mod." prefixes
+    for k in eager.state:
+        torch.testing.assert_close(comp.state[k], eager.state[k], rtol=1e-3, atol=1e-4)
+    lm = load_checkpoint(comp.best_path, torch.device("cpu"))
+    probs, _ = predict(lm.model, waves, torch.device("cpu"))
+    assert probs.shape == (12, 3) and lm.config.compile
+
+
 def test_waveform_cache_is_reused_and_falls_back_when_root_is_unwritable(tmp_path):
     root = tmp_path / "ds"
     paths = []
