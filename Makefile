@@ -11,7 +11,7 @@ DEMO_SEED ?= 7
 DEMO_EPOCHS ?= 25
 export EARMARK_DATA_DIR ?= earmark-data
 
-.PHONY: install dev demo demo-data test lint bench clean
+.PHONY: install dev demo demo-data test lint bench gpu-wheels clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -53,6 +53,10 @@ demo: demo-data
 
 bench: dev
 	$(BIN)/python bench/ingest.py
+
+# Wheels the GPU machine lacks, into .whl/ (git-ignored), for bench/gpu_run.sh there.
+gpu-wheels: install
+	bench/gpu_wheels.sh
 
 clean:
 	rm -rf $(VENV) earmark-data .pytest_cache .ruff_cache
