@@ -36,7 +36,12 @@ test: dev lint
 	$(BIN)/python -m pytest
 
 demo-data: install
-	test -f $(DEMO_DIR)/defects.csv || $(EARMARK) synth $(DEMO_DIR) --speakers $(DEMO_SPEAKERS) --seed $(DEMO_SEED)
+	@# A no-op when the folder already holds this data set; refused when an older earmark (another
+	@# generator version) or other options made it.
+	$(EARMARK) synth $(DEMO_DIR) --speakers $(DEMO_SPEAKERS) --seed $(DEMO_SEED) || { \
+	  echo "make: $(DEMO_DIR) holds other demo data (other options, or an older earmark): remove it"; \
+	  echo "      and the store in $(EARMARK_DATA_DIR) (its runs are of the old data), then run make demo again."; \
+	  exit 1; }
 	$(EARMARK) ingest $(DEMO_DIR)/speech_commands --name demo
 
 # The whole loop: train and infer, project, analyze, flag the top cut-off finding, retrain on the
