@@ -8,10 +8,10 @@ import re
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.pipeline.analyze import analyze_run
-from app.store.models import Finding, FindingClip, Flag
+from app.store.models import Clip, Embedding, Finding, FindingClip, Flag, Prediction, Run
 from app.web.main import create_app
 from tests.factories import make_run
 from tests.test_analyze_pipeline import N, _plant
@@ -123,10 +123,6 @@ def test_issues_page_without_runs_explains(sqlite_store):
 def _demo_shaped_run(s, root):
     """A run shaped like the demo's: 40 cut words (late start, loud end) across labels that the model
     embeds alike and gets wrong 40% of the time, and 10 noise-only clips it always gets wrong."""
-    from sqlalchemy import update
-
-    from app.store.models import Clip, Embedding, Prediction, Run
-
     fx = make_run(s, root, n_clips=400, write_audio=False, disagree_every=97, seed=5)
     run = s.get(Run, fx.run_id)
     classes, k = run.classes, len(run.classes)
