@@ -54,3 +54,43 @@ def test_melcnn_spec_augment_only_in_training():
     torch.manual_seed(1)
     c = model.features(x)
     assert not torch.equal(c, a)
+
+
+@pytest.mark.parametrize("name", ["melcnn", "m5"])
+def test_front_end_stays_float32_under_bf16_autocast(name):
+    # On CUDA the model runs under bf16 autocast (ml.infer.autocast_for). The STFT/resampling front
+    # end must opt out (melcnn's log-mels are float32 and equal to those without autocast), while
+    # the layers after it do run in bf16 and stay close to the float32 result.
+    from ml.features import resample
+
+    torch.manual_seed(0)
+    model = build_model(TrainConfig(model=name), 7).eval()
+    x = 0.1 * torch.randn(3, 16000)
+    seen = {}
+    if name == "m5":  # m5's front end is the 8 kHz resampling ahead of conv1
+        model.conv1.register_forward_hook(lambda _m, inp, _out: seen.update(front=inp[0].squeeze(1)))
+    with torch.no_grad():
+        ref_front = model.features(x) if name == "melcnn" else resample(x, 16000, 8000)
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            front = model.features(x) if name == "melcnn" else None
+            logits = model(x)
+    front = seen["front"] if name == "m5" else front
+    assert front.dtype == torch.float32
+    torch.testing.assert_close(front, ref_front)
+    assert logits.dtype == torch.bfloat16
+    torch.testing.assert_close(logits.float(), ref, rtol=0.1, atol=0.1)
+
+
+def test_melcnn_channels_last_gives_the_same_outputs():
+    # The trainer switches melcnn to channels_last on CUDA; the layout must not change the maths.
+    torch.manual_seed(0)
+    model = build_model(TrainConfig(), 7).eval()
+    x = 0.1 * torch.randn(4, 16000)
+    with torch.no_grad():
+        ref_emb, ref = model.embed(x), model(x)
+        model = model.to(memory_format=torch.channels_last)
+        model.channels_last = True
+        assert model.features(x).is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(model.embed(x), ref_emb, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(model(x), ref, rtol=1e-4, atol=1e-5)

@@ -112,6 +112,40 @@ def test_train_compiled_matches_eager_and_saves_a_plain_checkpoint(tmp_path):
     assert probs.shape == (12, 3) and lm.config.compile
 
 
+@pytest.mark.parametrize("model", ["melcnn", "m5"])
+def test_bf16_autocast_path_trains_and_predicts_in_float32(tmp_path, monkeypatch, model):
+    # The CUDA path (bf16 autocast in train, evaluate and predict) exercised on the CPU, where
+    # autocast_for normally does nothing: the same loop must learn, and what leaves the model for
+    # the store (probabilities, embeddings) must be float32 numpy, since numpy has no bf16.
+    import contextlib
+
+    import ml.infer
+    import ml.train
+
+    calls = []
+
+    def cpu_bf16(device, enabled=True):
+        calls.append(enabled)
+        return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+    monkeypatch.setattr(ml.train, "autocast_for", cpu_bf16)
+    monkeypatch.setattr(ml.infer, "autocast_for", cpu_bf16)
+    waves, labels = _tones()
+    idx = np.arange(len(labels))
+    cfg = TrainConfig(model=model, epochs=15, batch_size=6, lr=5e-3 if model == "melcnn" else 1e-2, width=8,
+                      **QUIET)
+    result = train(cfg, TrainData(waves, labels, idx, idx, ["a", "b", "c"]), tmp_path, torch.device("cpu"))
+    assert calls and all(calls)  # the autocast branch really ran
+    assert result.history[-1].train_loss < 0.2 < result.history[0].train_loss
+    assert all(v.dtype == torch.float32 for k, v in result.state.items() if v.is_floating_point())
+    lm = load_checkpoint(result.best_path, torch.device("cpu"))
+    probs, embs = predict(lm.model, waves, torch.device("cpu"))
+    assert probs.dtype == np.float32 and embs.dtype == np.float32
+    assert embs.shape == (12, lm.embedding_dim)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    assert (probs.argmax(1) == labels).all()
+
+
 def test_waveform_cache_is_reused_and_falls_back_when_root_is_unwritable(tmp_path):
     root = tmp_path / "ds"
     paths = []
