@@ -59,23 +59,20 @@ def test_melcnn_spec_augment_only_in_training():
 @pytest.mark.parametrize("name", ["melcnn", "m5"])
 def test_front_end_stays_float32_under_bf16_autocast(name):
     # On CUDA the model runs under bf16 autocast (ml.infer.autocast_for). The STFT/resampling front
-    # end must opt out (melcnn's log-mels are float32 and equal to those without autocast), while
-    # the layers after it do run in bf16 and stay close to the float32 result.
-    from ml.features import resample
-
+    # end must opt out: what reaches the first layer after it (melcnn's log-mels, m5's 8 kHz audio)
+    # is float32 and equal to the input without autocast, while the layers do run in bf16 and stay
+    # close to the float32 result.
     torch.manual_seed(0)
     model = build_model(TrainConfig(model=name), 7).eval()
+    first = model.input_norm if name == "melcnn" else model.conv1
+    seen = []
+    first.register_forward_hook(lambda _m, inp, _out: seen.append(inp[0]))
     x = 0.1 * torch.randn(3, 16000)
-    seen = {}
-    if name == "m5":  # m5's front end is the 8 kHz resampling ahead of conv1
-        model.conv1.register_forward_hook(lambda _m, inp, _out: seen.update(front=inp[0].squeeze(1)))
     with torch.no_grad():
-        ref_front = model.features(x) if name == "melcnn" else resample(x, 16000, 8000)
         ref = model(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            front = model.features(x) if name == "melcnn" else None
             logits = model(x)
-    front = seen["front"] if name == "m5" else front
+    ref_front, front = seen
     assert front.dtype == torch.float32
     torch.testing.assert_close(front, ref_front)
     assert logits.dtype == torch.bfloat16

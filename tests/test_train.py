@@ -137,7 +137,7 @@ def test_bf16_autocast_path_trains_and_predicts_in_float32(tmp_path, monkeypatch
     result = train(cfg, TrainData(waves, labels, idx, idx, ["a", "b", "c"]), tmp_path, torch.device("cpu"))
     assert calls and all(calls)  # the autocast branch really ran
     assert result.history[-1].train_loss < 0.2 < result.history[0].train_loss
-    assert all(v.dtype == torch.float32 for k, v in result.state.items() if v.is_floating_point())
+    assert all(v.dtype == torch.float32 for v in result.state.values() if v.is_floating_point())
     lm = load_checkpoint(result.best_path, torch.device("cpu"))
     probs, embs = predict(lm.model, waves, torch.device("cpu"))
     assert probs.dtype == np.float32 and embs.dtype == np.float32
