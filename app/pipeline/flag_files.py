@@ -94,7 +94,8 @@ class ImportRejected(EarmarkError):
 
 
 def _parse_csv(text: str) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a quote left open must be an error, not a field that swallows the rest of the file
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -122,8 +123,9 @@ def _parse_csv(text: str) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append((reader.line_num, f"malformed CSV: {exc}"))
-            break
+            # strict mode: an unterminated quote reaches the end of the file; name the record's first line
+            what = ("a quoted field is never closed" if "end of data" in str(exc) else f"malformed CSV: {exc}")
+            raise ImportRejected([(start, f"{what} (the record starts on this line)")]) from None
         line, start = start, reader.line_num + 1
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # blank line
@@ -146,11 +148,15 @@ def _parse_json(text: str) -> tuple[list[tuple[int, dict]], list[tuple[int, str]
     m = re.search(r'"flags"\s*:\s*\[', text) if isinstance(doc, dict) else re.match(r"\s*\[", text)
     lines: list[int] = []
     if m:
+        # Count newlines only between consecutive entries, so the walk stays linear in the file size.
         dec, pos = json.JSONDecoder(), m.end()
+        line, counted = 1, 0
         for _ in items:
             while pos < len(text) and text[pos] in " \t\r\n,":
                 pos += 1
-            lines.append(text.count("\n", 0, pos) + 1)
+            line += text.count("\n", counted, pos)
+            counted = pos
+            lines.append(line)
             try:
                 _, pos = dec.raw_decode(text, pos)
             except json.JSONDecodeError:
