@@ -68,6 +68,8 @@ class ClipRecord:
     speaker: str | None
     meta: dict[str, Any] = field(default_factory=dict)  # column -> bool | int | float | str | None
     where: str = ""  # "train.csv line 4", for messages
+    word: str | None = None  # the spoken word when it differs from the label (Speech Commands' _unknown_)
+    utterance: int | None = None  # Speech Commands' <speaker>_nohash_<n>
 
 
 @dataclass
@@ -172,7 +174,8 @@ def check_files(root: Path, records: list[ClipRecord], source: str = "the manife
         raise fail_rows(f"{source} names {len(not_file)} path(s) that are not regular files", not_file)
 
 
-def _meta_name(name: str, taken: set[str], notes: list[str], source: str) -> str:
+def meta_name(name: str, taken: set[str], notes: list[str], source: str) -> str:
+    """``name``, or ``meta_<name>`` (with a note) when it is one of earmark's own field names."""
     if name.lower() not in RESERVED_FIELDS:
         return name
     new = META_PREFIX + name
@@ -202,7 +205,7 @@ def table_records(table: Table, columns: dict[str, str | None] | None = None, fi
     used = set(roles.values())
     meta_cols = [c for c in names if c not in used]
     taken = set(names)
-    meta_names = {c: _meta_name(c, taken, notes, src) for c in meta_cols}
+    meta_names = {c: meta_name(c, taken, notes, src) for c in meta_cols}
     col = table.columns
     n = len(table)
     empty = [None] * n
@@ -359,7 +362,7 @@ def join_speakers(manifest: Manifest, table_path: str | Path, key: str | None = 
     notes = list(manifest.notes)
     taken = set(manifest.meta_types) | set(table.columns)
     cols = [c for c in table.columns if c != key]
-    names = {c: _meta_name(c, taken, notes, src) for c in cols}
+    names = {c: meta_name(c, taken, notes, src) for c in cols}
     clash = sorted(set(names.values()) & set(manifest.meta_types))
     if clash:
         raise ManifestError(f"{src} and the manifest both have the column(s) {', '.join(clash)}",
