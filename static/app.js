@@ -60,6 +60,10 @@
     player.play().catch((e) => toast("cannot play: " + e.message, true));
   }
 
+  /* plotly config for every chart: nothing may leave the machine (no "Share chart", no logo link) */
+  const LOCAL_ONLY = { displaylogo: false, showSendToCloud: false, plotlyServerURL: "", responsive: true };
+  function plotConfig(extra) { return Object.assign({}, extra || {}, LOCAL_ONLY); }
+
   function runParam() {
     const r = document.body.dataset.run;
     return r ? "?run=" + encodeURIComponent(r) : "";
@@ -200,5 +204,5 @@
   });
 
   window.earmark = { post, getJSON, toast, author, play, player, setFlag, clearFlag, showFlag, labels,
-    askLabel, runParam, wireFlagForms };
+    askLabel, runParam, wireFlagForms, plotConfig };
 })();

@@ -6,6 +6,6 @@
   if (!data || !el || !window.Plotly) return;
   const fig = JSON.parse(data.textContent);
   if (!fig) return;
-  window.Plotly.newPlot(el, fig.data, fig.layout, { displaylogo: false, responsive: true,
-    modeBarButtonsToRemove: ["select2d", "lasso2d"] });
+  window.Plotly.newPlot(el, fig.data, fig.layout, window.earmark.plotConfig({
+    modeBarButtonsToRemove: ["select2d", "lasso2d"] }));
 })();

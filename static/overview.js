@@ -5,7 +5,7 @@
     const data = JSON.parse(section.querySelector("script.dist-data").textContent);
     const slots = section.querySelectorAll(".dist-chart");
     data.forEach((fig, i) => {
-      if (slots[i]) Plotly.newPlot(slots[i], fig.data, fig.layout, { displayModeBar: false, responsive: true });
+      if (slots[i]) Plotly.newPlot(slots[i], fig.data, fig.layout, window.earmark.plotConfig({ displayModeBar: false }));
     });
   });
 })();

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,6 +32,12 @@ from app.web.deps import STATIC_DIR, render
 from app.web.security import guard
 
 log = logging.getLogger(__name__)
+
+
+# Appended to the served bundle: plotly.js 4 shows a "Share chart" button (showSendToCloud) that
+# uploads the figure to cloud.plotly.com, and a logo linking to plotly.com. Off for every chart.
+PLOTLY_LOCAL_ONLY = (b'\n;Plotly.setPlotConfig({showSendToCloud: false, displaylogo: false, '
+                     b'plotlyServerURL: "", watermark: false});\n')
 
 
 def plotly_js_path() -> Path:
@@ -154,11 +160,13 @@ def create_app(settings: Settings, warm: bool = False) -> FastAPI:
     app.state.warm = False
 
     plotly_js = plotly_js_path()
+    bundle: list[bytes] = []
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_bundle():
-        return FileResponse(plotly_js, media_type="text/javascript",
-                            headers={"Cache-Control": "public, max-age=86400"})
+        if not bundle:  # read once, on first use; the defaults keep every chart on this machine
+            bundle.append(plotly_js.read_bytes() + PLOTLY_LOCAL_ONLY)
+        return Response(bundle[0], media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
 
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.state.nav = include_routes(app)
