@@ -86,6 +86,7 @@ def leakage_report(rows: Iterable[Sequence], in_both_lists: Sequence[str] = ()) 
             "identical_audio_across_splits": len(identical),
         },
         "duplicate_audio": duplicates,
+        "n_speakers": len(by_speaker),  # 0: the clips name no speakers, so speaker leakage was not checked
     }
 
 

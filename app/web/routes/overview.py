@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from app.store import queries
 from app.web import charts
+from app.web.leakage import leakage_checks
 from app.web.deps import OptionalRunDep, SessionDep, render
 
 router = APIRouter()
@@ -48,5 +49,6 @@ def show_overview(request: Request, session: SessionDep, run: OptionalRunDep):
                              for split, counts in summary["distribution"].items()]
         summary["rejects"] = queries.rejects(session, ds.id)
         summary["runs"] = [run_summary(r) for r in queries.runs_of(session, ds.id)]
+        summary["leakage_checks"] = leakage_checks(ds.leakage)
         sets.append(summary)
     return render(request, "overview.html", run=run, datasets=sets)
