@@ -211,3 +211,61 @@ def write_wav(path: str | Path, x: np.ndarray, sample_rate: int = 16000) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), x, sample_rate, subtype="PCM_16")
     return path
+
+
+# Native-rate reading for data sets not shaped like Speech Commands: any rate in this range, clips
+# up to MAX_CLIP_SECONDS by default, nothing resampled at ingest (the trainer resamples).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
+MAX_CLIP_SECONDS = 30.0  # the default longest clip; a longer file is a "too_long" reject
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, without decoding it."""
+
+    sample_rate: int
+    frames: int
+    channels: int
+    format: str  # WAV, FLAC, OGG, ...
+    subtype: str  # PCM_16, FLOAT, VORBIS, ...
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Read a file's header (rate, length, channels, format); raises ``AudioError`` when it is not usable audio."""
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, EOFError) as exc:
+        raise _classify_open_failure(path, exc) from None
+    if info.frames <= 0:
+        raise AudioError("empty", "the file has a header but no samples")
+    return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels), str(info.format), str(info.subtype))
+
+
+def decode_native(path: str | Path, max_seconds: float | None = MAX_CLIP_SECONDS,
+                  min_rate: int = MIN_SAMPLE_RATE, max_rate: int = MAX_SAMPLE_RATE,
+                  require_mono: bool = True) -> Decoded:
+    """Decode a clip at its own sample rate: any rate in [min_rate, max_rate], at most ``max_seconds`` long.
+
+    Like ``decode`` (same fast WAV path, same ``AudioError`` reasons), but the limits are a rate
+    range and a duration in seconds rather than one rate and a sample count. None: no length limit.
+    """
+    cap = None if max_seconds is None else int(max_seconds * max_rate) + 1  # no rate allows more samples
+    try:
+        d = decode(path, sample_rate=None, max_samples=cap, require_mono=require_mono)
+    except AudioError as exc:
+        if exc.reason != "too_long":
+            raise
+        info = probe(path)
+        raise AudioError("too_long", f"{info.duration_s:.3f} s at {info.sample_rate} Hz, "
+                                     f"at most {max_seconds:g} s allowed") from None
+    if not min_rate <= d.sample_rate <= max_rate:
+        raise AudioError("sample_rate", f"{d.sample_rate} Hz, outside the {min_rate}-{max_rate} Hz earmark reads")
+    if max_seconds is not None and d.n_samples > max_seconds * d.sample_rate:
+        raise AudioError("too_long", f"{d.n_samples / d.sample_rate:.3f} s at {d.sample_rate} Hz, "
+                                     f"at most {max_seconds:g} s allowed")
+    return d
