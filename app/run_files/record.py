@@ -187,10 +187,11 @@ def from_arrays(keys: Any, *, classes: Sequence[str] | None, key_kind: str = "pa
     """
     if key_kind not in ("path", "clip_id"):
         raise ValueError(f"key_kind must be 'path' or 'clip_id', not {key_kind!r}")
-    k = check_keys(keys, key_kind)
-    n = len(k)
-    if n == 0:
+    raw = as_numpy(keys)
+    if raw.size == 0:
         raise problem("the run file has no rows", "there is nothing to import", "export at least one clip's prediction")
+    k = check_keys(raw, key_kind)
+    n = len(k)
     _check_unique(k, key_kind)
     if classes is None:
         raise problem("the class order is missing", "nothing names the class of each probability column",
