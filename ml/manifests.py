@@ -269,8 +269,8 @@ def finish(root: Path, records: list[ClipRecord], raw_types: dict[str, str], ver
         values = [r.meta.get(name) for r in records]
         if name in raw_types:
             types[name] = raw_types[name]
-            if raw_types[name] == "text":
-                values = [None if v is None else str(v) for v in values]
+            if raw_types[name] == "text":  # '' is missing, as in CSV
+                values = [None if v is None or v == "" else str(v) for v in values]
         else:
             types[name], values = infer_meta_type(values)
         typed_cols[name] = values
