@@ -26,7 +26,11 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `earmark serve` binds to.")
     port: int = Field(8000, description="Port `earmark serve` listens on.")
-    token: str | None = Field(None, description="Shared secret required on every request when set.")
+    token: str | None = Field(None, description="Shared secret required on every request when set "
+                              "(at least 16 characters).")
+    allowed_hosts: str = Field("", description="Comma-separated extra host names the server answers to "
+                               "(beside loopback names and `host`); `*` accepts any.")
+    session_hours: float = Field(12.0, gt=0, description="Hours a login session lasts before the token is asked again.")
     device: str = Field("auto", description="Torch device for training and inference: auto, cpu, cuda, mps.")
     user: str = Field("anonymous", description="Default name recorded on flags set from the CLI.")
 

@@ -26,6 +26,10 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SHARED_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech-commands-v0.01-sample"
 
 
+# FastAPI's TestClient sends "Host: testserver"; the server answers only to the hosts it serves on.
+TEST_CLIENT_HOST = "testserver"
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip locally; fail in CI, where every service must be there."""
     if IN_CI:
@@ -67,7 +71,7 @@ def _make_store(kind: str, tmp_path: Path, pg_problem: str | None):
         url = f"sqlite:///{data_dir / 'earmark.db'}"
         engine = make_engine(url)
         upgrade(engine)
-        yield Store(kind, url, engine, make_sessionmaker(engine), Settings(data_dir=data_dir, database_url=url))
+        yield Store(kind, url, engine, make_sessionmaker(engine), Settings(data_dir=data_dir, database_url=url, allowed_hosts=TEST_CLIENT_HOST))
         engine.dispose()
         return
     if pg_problem:
@@ -80,7 +84,7 @@ def _make_store(kind: str, tmp_path: Path, pg_problem: str | None):
     engine = make_engine(url)
     upgrade(engine)
     try:
-        yield Store(kind, url, engine, make_sessionmaker(engine), Settings(data_dir=data_dir, database_url=url))
+        yield Store(kind, url, engine, make_sessionmaker(engine), Settings(data_dir=data_dir, database_url=url, allowed_hosts=TEST_CLIENT_HOST))
     finally:
         engine.dispose()
         with admin.begin() as conn:

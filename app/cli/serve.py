@@ -23,6 +23,7 @@ def serve(
     cfg = settings()
     host = host or cfg.host
     port = port or cfg.port
+    cfg = cfg.model_copy(update={"host": host, "port": port})  # the host check answers to the bound name
     with user_errors():
         check_bind(host, cfg.token)
         if not reload:
@@ -31,6 +32,9 @@ def serve(
             web_app = create_app(cfg, warm=True)  # opens (and migrates) the store before binding
     console.print(f"earmark on [bold]http://{host}:{port}/[/]  (store: {cfg.url.split('@')[-1]})")
     if reload:
+        import os
+
+        os.environ.update(EARMARK_HOST=host, EARMARK_PORT=str(port))  # for the reloader's app_from_env
         uvicorn.run("app.web.main:app_from_env", factory=True, host=host, port=port, reload=True, log_level="info")
     else:
         uvicorn.run(web_app, host=host, port=port, log_level="warning")
