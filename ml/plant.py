@@ -263,22 +263,26 @@ def plant(src: str | Path, out_dir: str | Path, seed: int = 0, rates: dict[str, 
             label = str(rng.choice([w for w in labels if w != c.label]))
             rel = _refile(c.rel, c.label, label)
         elif kind == "multiple_words":
-            j = next((int(j) for j in rng.permutation(len(clips)) if clips[j].label != c.label
-                      and clips[j].rel not in used), None)
-            x2 = read_wav(src / clips[j].rel)[0] if j is not None else None
-            s2 = word_span(x2, sr) if x2 is not None else None
-            if s2 is not None:
-                y, detail = _two_words(x, sr, span, (x2, s2), rng, x.size)
+            for j in rng.permutation(len(clips))[:40]:  # a second word short enough to fit beside this one
+                if clips[j].label == c.label or clips[j].rel in used:
+                    continue
+                x2 = read_wav(src / clips[j].rel)[0]
+                s2 = word_span(x2, sr)
+                if s2 is not None:
+                    y, detail = _two_words(x, sr, span, (x2, s2), rng, x.size)
                 if y is not None:
                     used.add(clips[j].rel)
                     true = f"{c.label}+{clips[j].label}"
                     detail["second"] = clips[j].rel
+                    break
         elif kind == "noise_only":
             y, detail = _noise_only(x, sr, span, rng, x.size, noise)
             true = ""
         elif kind in QUALITY_KINDS:
             y, detail = _quality(kind, x, sr, span, rng)
         planted = kind is not None and (kind == "mislabeled" or y is not None)
+        if kind is not None and not planted:  # this clip cannot take it: try the kind on a later clip
+            pending.append(pending.pop(0))
         used.add(c.rel)
         target = dst / rel
         target.parent.mkdir(parents=True, exist_ok=True)
