@@ -16,6 +16,7 @@ import importlib
 import logging
 import pkgutil
 import threading
+import uuid
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
 from app.errors import EarmarkError
@@ -63,6 +65,49 @@ def _problem(request: Request, title: str, detail: str, hint: str, status: int):
     return render(request, "error.html", status_code=status, title=title, detail=detail, hint=hint, status=status)
 
 
+def internal_error(request: Request, exc: BaseException):
+    """The 500 answer: a generic message and an error id; the details go to the server log only.
+
+    The body never holds the exception text: on PostgreSQL it carries the SQL and its bound
+    parameters (a submitted note, say).
+    """
+    error_id = uuid.uuid4().hex[:12]
+    log.error("unhandled error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+    return _problem(request, "internal error", f"something went wrong on the server (error id {error_id})",
+                    f"this is a bug in earmark; the server log has the details under {error_id}", 500)
+
+
+class CatchUnexpected:
+    """ASGI middleware: answer an unhandled error with ``internal_error`` and swallow it.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then closes the
+    keep-alive socket without ``Connection: close``, so the client's next request on it fails.
+    Swallowing the error here keeps the connection usable. An error after the answer has begun
+    cannot be answered again; it propagates and the connection is closed.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:  # noqa: BLE001 - every unhandled error becomes one logged 500
+            if started:
+                raise
+            await internal_error(Request(scope, receive), exc)(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """One rendering for every problem: EarmarkError, 404s and 422s, and unexpected failures."""
 
@@ -83,10 +128,14 @@ def install_error_handlers(app: FastAPI) -> None:
                         "fix the parameter named above and try again", 422)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):  # pragma: no cover - a bug, logged
-        log.exception("unhandled error on %s", request.url.path)
-        return _problem(request, "internal error", f"{type(exc).__name__}: {exc}",
-                        "this is a bug in earmark; the server log has the traceback", 500)
+    async def _unexpected(request: Request, exc: Exception):
+        # Reached only for errors outside the routes (in a middleware); Starlette re-raises after this
+        # answer and uvicorn then drops the socket, so tell the client not to reuse it.
+        response = internal_error(request, exc)
+        response.headers["Connection"] = "close"
+        return response
+
+    app.add_middleware(CatchUnexpected)  # innermost: a route's error answers 500 and keeps the connection
 
 
 async def drop_empty_params(request: Request, call_next):
