@@ -165,6 +165,7 @@ def test_run_files_dataframe_numpy_and_torch(tmp_path):
     assert run.fmt == "dataframe" and _same_bits(run.probs, probs) and _same_bits(run.embeddings, emb)
     wide = pd.DataFrame({"path": paths, **{f"prob_{c}": probs[:, i] for i, c in enumerate(CLASSES)}})
     assert _same_bits(from_dataframe(wide).probs, probs)
+    assert list(from_dataframe(wide.set_index("path")).keys) == list(paths)  # the index named path counts
     torch = pytest.importorskip("torch")
     t = from_arrays(list(paths), classes=CLASSES, logits=torch.log(torch.from_numpy(probs)),
                     embeddings=torch.from_numpy(emb).requires_grad_(True))
@@ -208,6 +209,7 @@ def test_run_files_refuse_mixed_embedding_dimensions(tmp_path):
     assert "mixed lengths" in err.title and "5 rows of 4" in err.detail and f"row 3 ({paths[2]})" in err.detail
     df = pd.DataFrame({"path": paths, "probs": list(probs), "embedding": [np.asarray(r) for r in rows]})
     assert "mixed lengths" in _refused(from_dataframe, df, classes=CLASSES).title
+    assert "mixed lengths" in _refused(from_arrays, paths, classes=CLASSES, probs=probs, embeddings=rows).title
 
 
 @pytest.mark.parametrize(("cols", "fragment"), [

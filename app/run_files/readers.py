@@ -29,7 +29,6 @@ from app.run_files.record import (
     META_VERSION,
     RunFile,
     check_floats,
-    check_keys,
     check_same_dim,
     examples,
     from_arrays,
@@ -131,7 +130,7 @@ def from_table(table: pa.Table, *, classes: Sequence[str] | None = None, logits:
     if not want(key_col.type):
         raise problem(f"`{kind}` is {key_col.type}", f"`{kind}` must be {'integers' if kind == 'clip_id' else 'text'}",
                       "`path` is the file path relative to the data set root; `clip_id` earmark's integer id")
-    keys = check_keys(_column(table, kind), kind)
+    keys = _column(table, kind)  # typed above; from_arrays normalises and checks them once
     cls = _meta_classes(meta, classes)
     arrays: dict[str, Any] = {}
     if "probs" in names or "logits" in names:
@@ -222,7 +221,7 @@ def from_dataframe(df: Any, *, classes: Sequence[str] | None = None, logits: boo
                    model: str | None = None) -> RunFile:
     """A RunFile from a pandas DataFrame with the Parquet file's columns (list columns or ``prob_<class>``)."""
     try:
-        table = pa.Table.from_pandas(df, preserve_index=False)
+        table = pa.Table.from_pandas(df, preserve_index=None)  # a named index (e.g. path) becomes a column
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise problem("the DataFrame's columns cannot be read", str(exc)[:300], FORMAT_HINT) from None
     return from_table(table.replace_schema_metadata(None), classes=classes, logits=logits, model=model, fmt="dataframe")

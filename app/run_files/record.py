@@ -82,7 +82,12 @@ def as_numpy(x: Any) -> np.ndarray:
             x = getattr(x, step)()
     if hasattr(x, "numpy") and callable(x.numpy) and not isinstance(x, np.ndarray):
         x = x.numpy()
-    return np.asarray(x)
+    try:
+        return np.asarray(x)
+    except ValueError:  # ragged rows (lists of unequal length): one object per row, for the checks to name
+        out = np.empty(len(x), dtype=object)
+        out[:] = [np.asarray(v) for v in x]
+        return out
 
 
 def check_floats(x: Any, name: str, n: int, ndim: int, keys: np.ndarray | None) -> np.ndarray:
