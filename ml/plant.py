@@ -123,12 +123,18 @@ def _cut_point(word: np.ndarray, sr: int, rng: np.random.Generator, want: str) -
     return int(cand[i]), float(lv[i])
 
 
-def _cutoff(x, sr, span, rng, n_out):
+def plant_cutoff(x: np.ndarray, sr: int, span: tuple[int, int], rng: np.random.Generator, n_out: int,
+                 want: str | None = None, shape: str | None = None) -> tuple[np.ndarray, dict]:
+    """The clip with its word (``span``, from ``word_span``) cut after 10-35 % of it; and the parameters.
+
+    ``want``: cut at a "loud" or "soft" part (drawn when None); ``shape``: "short_file" (the file stops
+    there) or "late_start" (``n_out`` samples of the clip's own background, then the word's start).
+    """
     on, off = span
     word = x[on:off]
-    want = "loud" if rng.random() < 0.5 else "soft"
+    want = want or ("loud" if rng.random() < 0.5 else "soft")
     c, level = _cut_point(word, sr, rng, want)
-    shape = "short_file" if rng.random() < 0.5 else "late_start"
+    shape = shape or ("short_file" if rng.random() < 0.5 else "late_start")
     if shape == "short_file":
         y = x[: on + c]
     else:
@@ -161,7 +167,10 @@ def _two_words(x, sr, span, other, rng, n_out):
     return bg, {"gap_s": round(gap / sr, 3), "second_gain_db": round(20 * np.log10(gain + 1e-12), 1)}
 
 
-def _quality(kind, x, sr, span, rng):
+def plant_quality(kind: str, x: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The clip with one audio-quality defect of ``QUALITY_KINDS``; and the parameters."""
+    if kind not in QUALITY_KINDS:
+        raise ValueError(f"unknown audio-quality defect {kind!r}; one of {', '.join(QUALITY_KINDS)}")
     if kind == "clipped":
         frac, ceiling = float(rng.uniform(0.005, 0.05)), float(rng.choice([1.0, rng.uniform(0.3, 0.9)]))
         g = ceiling / max(float(np.quantile(np.abs(x), 1 - frac)), 1e-4)
@@ -256,7 +265,7 @@ def plant(src: str | Path, out_dir: str | Path, seed: int = 0, rates: dict[str, 
         kind = pending[0] if pending and ok else None
         y, detail, rel, label, true = None, {}, c.rel, c.label, c.label
         if kind == "cutoff":
-            y, detail = _cutoff(x, sr, span, rng, x.size)
+            y, detail = plant_cutoff(x, sr, span, rng, x.size)
         elif kind == "start_cutoff":
             y, detail = _start_cutoff(x, sr, span, rng, x.size)
         elif kind == "mislabeled":
@@ -279,7 +288,7 @@ def plant(src: str | Path, out_dir: str | Path, seed: int = 0, rates: dict[str, 
             y, detail = _noise_only(x, sr, span, rng, x.size, noise)
             true = ""
         elif kind in QUALITY_KINDS:
-            y, detail = _quality(kind, x, sr, span, rng)
+            y, detail = plant_quality(kind, x, sr, rng)
         planted = kind is not None and (kind == "mislabeled" or y is not None)
         if kind is not None and not planted:  # this clip cannot take it: try the kind on a later clip
             pending.append(pending.pop(0))
