@@ -2,6 +2,7 @@
 
 Everything a prediction depends on is here, so any prediction can be traced back to the
 hyperparameters that made it (``Run.config`` and ``checkpoint["config"]`` hold ``asdict(cfg)``).
+What the app does around training (flags, folds) is not here: see ``app.pipeline.run_spec``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import asdict, dataclass, fields
 MODELS = ("melcnn", "m5")
 CLASS_SETS = ("all", "v1-12")
 SCHEDULES = ("onecycle", "cosine")
-CUTOFF_POLICIES = ("class", "exclude")
 
 
 @dataclass
@@ -21,9 +21,6 @@ class TrainConfig:
     # --- task ---
     model: str = "melcnn"  # melcnn (log-mel residual CNN) | m5 (raw-waveform 1-D CNN, 8 kHz)
     classes: str = "all"  # all = the data set's labels | v1-12 = 10 keywords + _unknown_ + _silence_
-    apply_flags: bool = False  # train on flag-corrected labels (see app.pipeline.train)
-    cutoff_policy: str = "class"  # class: cut-off/noise/multi-word clips -> _cutoff_ | exclude: leave them out
-    folds: int = 0  # k of extra k-fold models for out-of-fold probabilities (0 = none)
     silence_frac: float = 0.1  # v1-12 only: synthetic _silence_ examples, as a fraction of the training clips
 
     # --- optimisation ---
@@ -76,12 +73,8 @@ class TrainConfig:
             raise ValueError(f"classes must be one of {', '.join(CLASS_SETS)}, not {self.classes!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
-        if self.cutoff_policy not in CUTOFF_POLICIES:
-            raise ValueError(f"cutoff_policy must be one of {', '.join(CUTOFF_POLICIES)}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
-        if self.folds == 1 or self.folds < 0:
-            raise ValueError("folds must be 0 (off) or at least 2")
         if self.n_fft < self.win_samples:
             raise ValueError(f"n_fft ({self.n_fft}) must be at least the window ({self.win_samples} samples)")
         return self

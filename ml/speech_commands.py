@@ -34,6 +34,43 @@ _NOHASH = re.compile(r"_nohash_.*$")
 # Top-level folder names that mean a split (``train/<class>/x.wav``), in the split_folders layout.
 SPLIT_DIRS = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
               "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
+# The 10 keywords of the standard 12-class task (v1/v2 papers: + _unknown_ and _silence_).
+KEYWORDS_V1_12 = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a model is trained to tell apart: its classes, and which class a filed label counts as.
+
+    ``keywords`` is ``None`` for the open task ("all": every filed label is its own class); otherwise
+    the classes are the keywords plus ``_unknown_`` (every other word) and ``_silence_``.
+    """
+
+    name: str
+    keywords: tuple[str, ...] | None = None
+
+    def classes(self, labels: list[str] | tuple[str, ...]) -> list[str]:
+        """The output classes for a data set with ``labels`` (the noise folder is never a class)."""
+        if self.keywords is not None:
+            return [*self.keywords, UNKNOWN, SILENCE]
+        return sorted(set(labels) - {NOISE_DIR})
+
+    def map(self, label: str) -> str:
+        """The class a clip filed under ``label`` counts as in this task."""
+        if self.keywords is not None and label not in self.keywords and label != SILENCE:
+            return UNKNOWN
+        return label
+
+
+TASKS = {t.name: t for t in (Task("all"), Task("v1-12", KEYWORDS_V1_12))}
+
+
+def task_named(name: str) -> Task:
+    """The task called ``name`` (``all`` or ``v1-12``); ValueError names the choices otherwise."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; use one of {', '.join(TASKS)}") from None
 
 
 class LayoutError(Exception):

@@ -30,10 +30,9 @@ from ml.data import Augmenter, DeviceWaves, batches, epoch_order, make_silence
 from ml.device import barrier, is_distributed
 from ml.infer import autocast_for, classification_metrics
 from ml.models import build_model, count_params
+from ml.speech_commands import SILENCE
 
 log = logging.getLogger(__name__)
-
-SILENCE = "_silence_"
 
 
 @dataclass

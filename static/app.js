@@ -95,6 +95,14 @@
     });
   }
 
+  /* The flag vocabulary (reasons, special labels, keyboard shortcuts) as the server sends it
+   * (app.flags.vocabulary, in base.html): no copy of it is typed out here. */
+  function vocab() {
+    const el = document.getElementById("flag-vocab");
+    try { return el ? JSON.parse(el.textContent) : { reasons: [], special_labels: [], shortcuts: {} }; }
+    catch (e) { return { reasons: [], special_labels: [], shortcuts: {} }; }
+  }
+
   function labels() {
     const el = document.getElementById("labels-data");
     try { return el ? JSON.parse(el.textContent) : []; } catch (e) { return []; }
@@ -151,11 +159,11 @@
       if (own) { if (own.paused) own.play().catch((e) => toast("cannot play: " + e.message, true)); else own.pause(); }
       else { const id = currentClip(); if (id) play(id); }
     }
-    else if (k === "c") { const id = currentClip(); if (id) setFlag(id, "cutoff").catch((e) => toast(e.message, true)); }
+    else if (k === "c") { const id = currentClip(); if (id) setFlag(id, vocab().shortcuts.c).catch((e) => toast(e.message, true)); }
     else if (k === "m") {
       const id = currentClip(); if (!id) return;
       const label = askLabel("");
-      if (label) setFlag(id, "mislabeled", label).catch((e) => toast(e.message, true));
+      if (label) setFlag(id, vocab().shortcuts.m, label).catch((e) => toast(e.message, true));
     }
     else if (k === "x") { const id = currentClip(); if (id) clearFlag(id).catch((e) => toast(e.message, true)); }
     else return;
@@ -203,6 +211,6 @@
     document.addEventListener("keydown", onKey);
   });
 
-  window.earmark = { post, getJSON, toast, author, play, player, setFlag, clearFlag, showFlag, labels,
+  window.earmark = { post, getJSON, toast, author, play, player, setFlag, clearFlag, showFlag, labels, vocab,
     askLabel, runParam, wireFlagForms, plotConfig };
 })();

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from app.pipeline import flags as fl
 from app.pipeline.flag_files import ImportRejected, parse_flags_file
+from app.store.flags import upsert_flag
 from app.store.models import Clip, Flag
-from app.store.writes import upsert_flag
 from tests.factories import make_run
 
 

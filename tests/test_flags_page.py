@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.pipeline.flags import export_flags
+from app.store.flags import upsert_flag
 from app.store.models import Clip, Finding, Flag
-from app.store.writes import upsert_flag
 from app.web.main import create_app
 from tests.factories import make_run
 

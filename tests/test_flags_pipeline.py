@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 from app.cli import app as cli
 from app.errors import EarmarkError
 from app.pipeline import flags as fl
+from app.pipeline.flag_files import EXPORT_COLUMNS
 from app.pipeline.relabel import CUTOFF_CLASS, corrected_labels, relabel_to_dir
+from app.store.flags import upsert_flag
 from app.store.models import Clip, Dataset, Finding, Flag
-from app.store.writes import upsert_flag
 from tests.conftest import tone, write_wav
 from tests.factories import make_run
 
@@ -79,7 +80,7 @@ def test_flags_export_csv_escapes_formulas(sqlite_store, tmp_path):
         _seed(s, fx)
         text = fl.export_flags(s, "csv")
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    assert rows[0] == list(fl.EXPORT_COLUMNS)
+    assert rows[0] == list(EXPORT_COLUMNS)
     assert [r[1] for r in rows[1:]] == sorted(r[1] for r in rows[1:])  # sorted by path
     notes = {r[3]: r[5] for r in rows[1:]}
     assert notes["cutoff"] == "'" + HOSTILE  # neutralised, multi-line note kept in one quoted cell

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from app.pipeline.run_spec import RunSpec
 from ml.config import TrainConfig
 from ml.data import Augmenter, DataError, batches, epoch_order, load_waveforms
 from ml.infer import load_checkpoint, predict
@@ -210,7 +211,11 @@ def test_train_config_rejects_bad_values():
     with pytest.raises(ValueError, match="model"):
         TrainConfig(model="gpt").validate()
     with pytest.raises(ValueError, match="folds"):
-        TrainConfig(folds=1).validate()
+        RunSpec(folds=1).validate()  # folds are the app's (app.pipeline.run_spec), not the model's
+    with pytest.raises(ValueError, match="cutoff_policy"):
+        RunSpec(cutoff_policy="maybe").validate()
+    old = {**TrainConfig().to_dict(), "apply_flags": True, "cutoff_policy": "exclude", "folds": 5}
+    assert TrainConfig.from_dict(old) == TrainConfig()  # a checkpoint from before the split still loads
     assert TrainConfig.from_dict({**TrainConfig().to_dict(), "future_field": 1}) == TrainConfig()
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from app.cli import app
 from app.cli.common import console, err_console, progress_bar, settings, user_errors
 from app.errors import EarmarkError
+from app.flags import POLICIES, REASONS
 
 
 def _sessions():
@@ -23,8 +24,7 @@ def _sessions():
 def list_flags_cmd(
     dataset: str = typer.Option(None, "--dataset", "-d", help="Data set id or name. Default: every data set."),
     reason: str = typer.Option(None, "--reason", "-r",
-                               help="Only this reason: cutoff, mislabeled, multiple_words, noise_only, other. "
-                                    "Default: all."),
+                               help=f"Only this reason: {', '.join(REASONS)}. Default: all."),
     limit: int = typer.Option(50, "--limit", "-n", help="Show at most this many flags (newest first). Default: 50."),
 ) -> None:
     """List the flags queue, newest change first, with the counts per reason."""
@@ -97,9 +97,11 @@ def import_flags_cmd(
 def relabel_cmd(
     to: Path = typer.Option(..., "--to", help="An empty or new folder outside the data set."),
     dataset: str = typer.Option(None, "--dataset", "-d", help="Data set id or name. Default: the newest."),
-    cutoff_policy: str = typer.Option("class", "--cutoff-policy",
-                                      help="class: cut-off, noise-only and multiple-words clips go to _cutoff_/; "
-                                           "exclude: they are left out. Default: class."),
+    cutoff_policy: str = typer.Option(POLICIES[0], "--cutoff-policy",
+                                      help="class: cut-off, noise-only and multiple-words clips (and clips "
+                                           "flagged mislabeled as _cutoff_) go to _cutoff_/; exclude: they are "
+                                           "left out. The same rule as `earmark train --apply-flags`. "
+                                           "Default: class."),
 ) -> None:
     """Write a corrected copy of the data set in the Speech Commands layout (hard links where possible)."""
     from app.pipeline.relabel import relabel_to_dir

@@ -60,19 +60,21 @@ def train(
 ) -> None:
     """Train a classifier on a data set (then, by default, infer every clip with it)."""
     from app.pipeline.infer import infer_run
+    from app.pipeline.run_spec import RunSpec
     from app.pipeline.train import train_run
     from ml.config import TrainConfig
     from ml.device import dist_env
 
     cfg = TrainConfig(model=model, classes=classes, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
-                      label_smoothing=label_smoothing, speed_perturb=speed_perturb, width=width, seed=seed, folds=folds, apply_flags=apply_flags,
-                      cutoff_policy=cutoff_policy, compile=compile_model, dry_run=dry_run)
+                      label_smoothing=label_smoothing, speed_perturb=speed_perturb, width=width, seed=seed,
+                      compile=compile_model, dry_run=dry_run)
+    spec = RunSpec(apply_flags=apply_flags, cutoff_policy=cutoff_policy, folds=folds)
     main = dist_env().is_main
     with user_errors():
         s = settings()
         with progress_bar() as bar:
             run_id = train_run(s, dataset, cfg, name=name, parent=parent, resume=resume,
-                               progress=_progress(bar) if main else None)
+                               progress=_progress(bar) if main else None, spec=spec)
         if not main:
             return
         console.print(f"[green]trained[/] run {run_id}; checkpoints in {s.runs_dir / str(run_id)}")

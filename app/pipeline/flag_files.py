@@ -27,13 +27,6 @@ MAX_LISTED_PROBLEMS = 50
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
-def iso_utc(dt: datetime) -> str:
-    """Canonical ISO 8601 UTC with microseconds; SQLite hands back naive datetimes, which are UTC."""
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt.isoformat(timespec="microseconds") + "Z"
-
-
 def parse_time(text: str) -> datetime:
     """Parse an ISO 8601 time that carries a timezone (``Z`` or an offset); returns it in UTC."""
     dt = datetime.fromisoformat(text.strip())

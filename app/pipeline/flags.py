@@ -13,7 +13,13 @@ A flag is one person's (or a detector's) decision about one clip. This module re
   byte (for a file this module wrote).
 
 The file format itself (columns, CSV formula escaping, JSON layout, times, parsing with line
-numbers) lives in ``app.pipeline.flag_files``; its public names are re-exported here.
+numbers) lives in ``app.pipeline.flag_files``; the SQL in ``app.store.flags``; the rules (reasons,
+validation, who may write what) in ``app.flags``. Every row of a file goes through the same
+``validate_flag`` as the API.
+
+Bulk flagging lives here too: ``flag_clips`` (a cloud selection, the bulk API) and ``flag_finding``
+(every clip of a detector's finding). A bulk action never replaces a flag a person wrote unless it
+is asked to (``overwrite_people``), and it says how many it kept.
 """
 
 from __future__ import annotations
@@ -21,96 +27,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.errors import EarmarkError
-from app.pipeline.common import resolve_dataset
-from app.pipeline.flag_files import (  # noqa: F401 - re-exported: the format is part of this module's API
-    EXPORT_COLUMNS,
-    JSON_FORMAT,
-    JSON_VERSION,
-    ImportRejected,
-    csv_escape,
-    csv_unescape,
-    iso_utc,
-    parse_flags_file,
-    parse_time,
-    render_csv,
-    render_json,
-)
-from app.store.models import FLAG_REASONS, Clip, Dataset, Finding, Flag, Run
+from app.flags import AUTO, FlagValues, Reason, validate_flag
+from app.pipeline.flag_files import ImportRejected, parse_flags_file, parse_time, render_csv, render_json
+from app.store import flags as store
+from app.store.datasets import resolve_dataset
+from app.store.findings import finding_members, get_finding, top_finding
+from app.store.models import Dataset
+from app.store.runs import resolve_run
 
-SPECIAL_LABELS = ("_unknown_", "_silence_", "_cutoff_")  # as app/web/routes/flag_api.py accepts them
-_IN_CHUNK = 500
+
+def _dataset_id(session: Session, dataset: str | int | None) -> int | None:
+    return resolve_dataset(session, dataset).id if dataset not in (None, "") else None
 
 
 # ---------------------------------------------------------------------------------------- queue
-
-
-def _queue_query(dataset_id: int | None, reason: str | None):
-    # Plain columns, not ORM objects: the export of 100k flags should not build 100k instances.
-    q = (select(Flag.clip_id, Flag.reason, Flag.corrected_label, Flag.note, Flag.author, Flag.finding_id,
-                Flag.created_at, Flag.updated_at, Clip.path, Clip.label, Clip.word, Clip.split, Clip.dataset_id,
-                Dataset.name.label("dataset"))
-         .select_from(Flag).join(Clip, Clip.id == Flag.clip_id).join(Dataset, Dataset.id == Clip.dataset_id))
-    if dataset_id is not None:
-        q = q.where(Clip.dataset_id == dataset_id)
-    if reason:
-        if reason not in FLAG_REASONS:
-            raise EarmarkError(f"unknown flag reason {reason!r}", hint=f"use one of: {', '.join(FLAG_REASONS)}",
-                               status=422)
-        q = q.where(Flag.reason == reason)
-    return q
-
-
-def _row(r, finding_runs: dict[int, int]) -> dict:
-    return {
-        "clip_id": r.clip_id, "dataset": r.dataset, "dataset_id": r.dataset_id, "path": r.path, "label": r.label,
-        "word": r.word, "split": r.split, "reason": r.reason, "corrected_label": r.corrected_label,
-        "note": r.note or "", "author": r.author, "finding_id": r.finding_id,
-        "finding_run_id": finding_runs.get(r.finding_id) if r.finding_id else None,
-        "created_at": iso_utc(r.created_at), "updated_at": iso_utc(r.updated_at),
-    }
 
 
 def list_flags(session: Session, dataset: str | int | None = None, reason: str | None = None,
                limit: int | None = None, offset: int = 0) -> list[dict]:
     """The flags queue, newest change first: each flag with its clip's path, label and split.
 
-    ``dataset`` is an id or name (``None``: every data set); ``reason`` one of ``FLAG_REASONS``.
+    ``dataset`` is an id or name (``None``: every data set); ``reason`` one of ``app.flags.REASONS``.
     """
-    ds_id = resolve_dataset(session, dataset).id if dataset not in (None, "") else None
-    order = (Flag.updated_at.desc(), Flag.clip_id.desc())
-    q = _queue_query(ds_id, reason).order_by(*order)
-    if limit is not None or offset:
-        # Pick the page on the narrow flags table first, then join it: sorting 100k joined rows with
-        # their notes and paths to keep 100 was the slow part (0.43 s -> 0.07 s at 105k flags).
-        page = select(Flag.clip_id).order_by(*order).offset(offset)
-        if ds_id is not None:
-            page = page.join(Clip, Clip.id == Flag.clip_id).where(Clip.dataset_id == ds_id)
-        if reason:
-            page = page.where(Flag.reason == reason)
-        if limit is not None:
-            page = page.limit(limit)
-        q = q.where(Flag.clip_id.in_(page.scalar_subquery()))
-    rows = session.execute(q).all()
-    fids = {r.finding_id for r in rows if r.finding_id}
-    finding_runs = dict(session.execute(select(Finding.id, Finding.run_id).where(Finding.id.in_(fids))).all()) \
-        if fids else {}
-    return [_row(r, finding_runs) for r in rows]
+    return store.queue(session, _dataset_id(session, dataset), reason, limit, offset)
 
 
 def count_flags(session: Session, dataset: str | int | None = None) -> dict[str, int]:
     """Number of flags per reason (every reason present, zeros included) and ``total``."""
-    q = select(Flag.reason, func.count()).group_by(Flag.reason)
-    if dataset not in (None, ""):  # every flag has its clip (cascade), so join only to filter
-        q = q.join(Clip, Clip.id == Flag.clip_id).where(Clip.dataset_id == resolve_dataset(session, dataset).id)
-    counts = {r: 0 for r in FLAG_REASONS}
-    counts.update(dict(session.execute(q).all()))
-    counts["total"] = sum(counts[r] for r in FLAG_REASONS)
-    return counts
+    return store.count_by_reason(session, _dataset_id(session, dataset))
 
 
 # --------------------------------------------------------------------------------------- export
@@ -118,14 +65,7 @@ def count_flags(session: Session, dataset: str | int | None = None) -> dict[str,
 
 def export_records(session: Session, dataset: str | int | None = None, reason: str | None = None) -> list[dict]:
     """The flags as export records (``EXPORT_COLUMNS``), sorted by data set name and clip path."""
-    ds_id = resolve_dataset(session, dataset).id if dataset not in (None, "") else None
-    q = _queue_query(ds_id, reason).order_by(Dataset.name, Clip.path)
-    out = []
-    for r in session.execute(q).all():
-        out.append({"dataset": r.dataset, "path": r.path, "label": r.label, "reason": r.reason,
-                    "corrected_label": r.corrected_label, "note": r.note or "", "author": r.author,
-                    "time": iso_utc(r.updated_at)})
-    return out
+    return store.export_records(session, _dataset_id(session, dataset), reason)
 
 
 def export_flags(session: Session, fmt: str = "csv", dataset: str | int | None = None,
@@ -148,15 +88,6 @@ class ImportResult:
     created: int = 0
     updated: int = 0
     datasets: list[str] = field(default_factory=list)
-
-
-def correctable_labels(session: Session, ds: Dataset) -> set[str]:
-    """Labels a flag may correct to, as the flag API allows them: the data set's labels, its runs'
-    classes, and the special classes ``_unknown_``, ``_silence_`` and ``_cutoff_``."""
-    labels = set(ds.labels or []) | set(SPECIAL_LABELS)
-    for classes in session.scalars(select(Run.classes).where(Run.dataset_id == ds.id)):
-        labels.update(classes or [])
-    return labels
 
 
 def _validate(session: Session, rows: list[tuple[int, dict]], dataset: str | int | None,
@@ -182,18 +113,12 @@ def _validate(session: Session, rows: list[tuple[int, dict]], dataset: str | int
                 continue
         resolved.append((line, rec, ds))
         wanted.setdefault(ds.id, set()).add(rec.get("path", ""))
-    clips: dict[tuple[int, str], tuple[int, str]] = {}
-    for ds_id, paths in wanted.items():
-        plist = sorted(paths)
-        for i in range(0, len(plist), _IN_CHUNK):
-            q = select(Clip.path, Clip.id, Clip.label).where(Clip.dataset_id == ds_id,
-                                                            Clip.path.in_(plist[i:i + _IN_CHUNK]))
-            for path, cid, label in session.execute(q):
-                clips[(ds_id, path)] = (cid, label)
+    clips = {(ds_id, path): hit for ds_id, paths in wanted.items()
+             for path, hit in store.clips_by_path(session, ds_id, paths).items()}
     out: list[dict] = []
     allowed: dict[int, set[str]] = {}
     for line, rec, ds in resolved:
-        path, reason = rec.get("path", ""), rec.get("reason", "").strip()
+        path = rec.get("path", "")
         hit = clips.get((ds.id, path))
         if hit is None:
             problems.append((line, f"unknown clip path {path!r} in data set {ds.name!r}"))
@@ -201,24 +126,22 @@ def _validate(session: Session, rows: list[tuple[int, dict]], dataset: str | int
         cid, label = hit
         if rec.get("label") and rec["label"] != label:
             problems.append((line, f"label {rec['label']!r} does not match the clip's label {label!r}"))
-        corrected = (rec.get("corrected_label") or "").strip() or None
-        if reason not in FLAG_REASONS:
-            problems.append((line, f"bad reason {reason!r}; use one of {', '.join(FLAG_REASONS)}"))
-        elif reason == "mislabeled" and not corrected:
-            problems.append((line, "a 'mislabeled' flag needs a corrected_label"))
-        if corrected is not None and corrected not in allowed.setdefault(ds.id, correctable_labels(session, ds)):
-            problems.append((line, f"corrected label {corrected!r} is not a label of data set {ds.name!r}"))
-        author = (rec.get("author") or "").strip() or default_author
-        if len(author) > 100:
-            problems.append((line, "author is longer than 100 characters"))
+        if ds.id not in allowed:
+            allowed[ds.id] = set(store.correctable_labels(session, ds))
+        try:  # the API's own checks: reason, corrected label, note and author length, no NUL
+            v: FlagValues = validate_flag(rec.get("reason", ""), rec.get("corrected_label"), rec.get("note", ""),
+                                          (rec.get("author") or "").strip() or default_author, allowed[ds.id])
+        except EarmarkError as exc:
+            problems.append((line, exc.title))
+            continue
         when = None
         if rec.get("time", "").strip():
             try:
                 when = parse_time(rec["time"])
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:
                 problems.append((line, f"bad time {rec['time']!r}: {exc}"))
-        out.append(dict(clip_id=cid, reason=reason, corrected_label=corrected, note=rec.get("note", ""),
-                        author=author, time=when, dataset=ds.name))
+        out.append(dict(clip_id=cid, reason=v.reason, corrected_label=v.corrected_label, note=v.note,
+                        author=v.author, time=when, dataset=ds.name))
     return out, problems, sorted({ds.name for _, _, ds in resolved})
 
 
@@ -241,17 +164,8 @@ def import_flags(session: Session, data: bytes | str, fmt: str | None = None, da
     for v in values:
         last.pop(v["clip_id"], None)
         last[v["clip_id"]] = v
-    existing = {}
-    ids = list(last)
-    for i in range(0, len(ids), _IN_CHUNK):
-        for f in session.scalars(select(Flag).where(Flag.clip_id.in_(ids[i:i + _IN_CHUNK]))):
-            existing[f.clip_id] = (f.reason, f.corrected_label, f.author, f.finding_id)
+    existing = store.existing_flags(session, list(last))
     result = ImportResult(rows=len(values), datasets=names)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Flag)
-    stmt = stmt.on_conflict_do_update(index_elements=[Flag.clip_id], set_={
-        k: stmt.excluded[k] for k in ("reason", "corrected_label", "note", "author", "finding_id", "updated_at")})
     params = []
     for cid, v in last.items():
         when = v["time"] or now
@@ -262,11 +176,93 @@ def import_flags(session: Session, data: bytes | str, fmt: str | None = None, da
         result.updated += old is not None
         result.created += old is None
     try:
-        for i in range(0, len(params), 2000):  # executemany, one transaction
-            session.execute(stmt, params[i:i + 2000])
+        store.upsert_flags(session, params)  # one transaction
         session.commit()
     except Exception:
         session.rollback()
         raise
     return result
 
+
+# ----------------------------------------------------------------------------------------- bulk
+
+
+@dataclass
+class BulkResult:
+    """What a bulk action did (or, with ``dry_run``, would do)."""
+
+    flagged: int = 0  # flags written
+    kept: int = 0  # flags people wrote, left as they were
+    replaced: int = 0  # flags people wrote, replaced (only with overwrite_people)
+    skipped: int = 0  # clips left alone for another reason (a 'mislabeled' finding clip without a label)
+
+    def as_dict(self) -> dict:
+        """The API form."""
+        return {"flagged": self.flagged, "kept": self.kept, "replaced": self.replaced, "skipped": self.skipped}
+
+
+def _write_bulk(session: Session, rows: list[dict], overwrite_people: bool, dry_run: bool,
+                result: BulkResult) -> BulkResult:
+    people = store.people_flagged(session, [r["clip_id"] for r in rows])
+    if overwrite_people:
+        result.replaced = len(people)
+    else:
+        result.kept = len(people)
+        rows = [r for r in rows if r["clip_id"] not in people]
+    result.flagged = len(rows)
+    if not dry_run:
+        store.upsert_flags(session, rows, keep_people=not overwrite_people)
+        session.commit()
+    return result
+
+
+def flag_clips(session: Session, clip_ids: list[int], values: FlagValues, finding_id: int | None = None,
+               overwrite_people: bool = False, dry_run: bool = False) -> BulkResult:
+    """Give every clip of ``clip_ids`` the same (validated) flag, in one transaction (commits).
+
+    A flag a person wrote is kept unless ``overwrite_people``; ``dry_run`` only counts.
+    """
+    rows = [dict(clip_id=cid, reason=values.reason, corrected_label=values.corrected_label, note=values.note,
+                 author=values.author, finding_id=finding_id) for cid in sorted(set(clip_ids))]
+    return _write_bulk(session, rows, overwrite_people, dry_run, BulkResult())
+
+
+def flag_finding(session: Session, finding_id: int, clip_ids: list[int] | None = None, author: str = AUTO,
+                 overwrite_people: bool = False, dry_run: bool = False) -> BulkResult:
+    """Flag a finding's clips (all, or only ``clip_ids`` among them) with its reason and suggested label.
+
+    Each clip gets the finding's reason ('other' when the finding suggests none) and its own
+    suggested label (or the finding's); a 'mislabeled' clip without any suggestion is skipped, since
+    such a flag needs the correct label. A flag a person wrote is kept unless ``overwrite_people``.
+    Commits (unless ``dry_run``).
+    """
+    f = get_finding(session, finding_id)
+    rows = finding_members(session, f.id)
+    if clip_ids is not None:
+        wanted = {int(c) for c in clip_ids}
+        unknown = sorted(wanted - {c for c, _ in rows})
+        if unknown:
+            raise EarmarkError(f"{len(unknown)} of the selected clips are not in finding {f.id}",
+                               detail="not members: " + ", ".join(map(str, unknown[:20])),
+                               hint="select clips from the finding's own clip list", status=422)
+        rows = [r for r in rows if r[0] in wanted]
+    reason = f.reason or Reason.OTHER.value
+    note = f"auto: {f.title}"[:500]
+    out, result = [], BulkResult()
+    for clip_id, label in rows:
+        corrected = (label or f.suggested_label) if reason == Reason.MISLABELED else None
+        try:
+            v = validate_flag(reason, corrected, note, author or AUTO)
+        except EarmarkError:
+            result.skipped += 1  # e.g. 'mislabeled' without a suggestion
+            continue
+        out.append(dict(clip_id=clip_id, reason=v.reason, corrected_label=v.corrected_label, note=v.note,
+                        author=v.author, finding_id=f.id))
+    return _write_bulk(session, out, overwrite_people, dry_run, result)
+
+
+def flag_top_finding(session: Session, run_ref: str | int | None, kind: str, author: str = AUTO,
+                     overwrite_people: bool = False):
+    """Flag the best-ranked finding of ``kind`` in a run; returns ``(finding, BulkResult)``."""
+    f = top_finding(session, resolve_run(session, run_ref).id, kind)
+    return f, flag_finding(session, f.id, author=author, overwrite_people=overwrite_people)

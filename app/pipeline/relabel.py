@@ -1,11 +1,15 @@
 """Apply the flags to a data set: the corrected label of every clip, and a corrected copy on disk.
 
-``corrected_labels`` says, for each flagged clip, what it becomes under a cut-off policy:
+``corrected_labels`` says, for each flagged clip, what it becomes under a cut-off policy, by the one
+rule of ``app.flags.training_label`` (the same one ``earmark train --apply-flags`` uses):
 
-- ``mislabeled`` -> its corrected label;
+- ``mislabeled`` -> its corrected label ("mislabeled as ``_cutoff_``" is a cut-off decision);
 - ``cutoff``, ``noise_only``, ``multiple_words`` -> the cut-off class (``_cutoff_``), or left out
   (``None``) under ``policy="exclude"``;
 - ``other`` -> unchanged (the flag is a note for people, not a label decision).
+
+The copy on disk keeps the labels as filed (task ``all``); training the 12-class task on it maps
+them as ``--apply-flags`` would.
 
 ``relabel_to_dir`` writes the corrected data set in the Speech Commands layout (a folder per label,
 ``validation_list.txt`` / ``testing_list.txt`` for the new paths, ``_background_noise_``), using
@@ -27,49 +31,39 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import EarmarkError
-from app.pipeline.common import resolve_dataset
-from app.pipeline.flag_files import iso_utc
-from app.store.models import Clip, Flag
+from app.flags import CUTOFF, POLICIES, plan_labels
+from app.store.clips import load_clips
+from app.store.datasets import get_dataset, resolve_dataset
+from app.store.flags import dataset_flags, flag_map
+from ml.speech_commands import NOISE_DIR, Task, task_named
 
 log = logging.getLogger(__name__)
 
-CUTOFF_CLASS = "_cutoff_"
-CUTOFF_REASONS = ("cutoff", "noise_only", "multiple_words")
-POLICIES = ("class", "exclude")
-NOISE_DIR = "_background_noise_"
+CUTOFF_CLASS = CUTOFF
 MANIFEST = "relabel_manifest.csv"
 _SAFE_FOLDER = re.compile(r"[^/\\\x00]{1,100}")
 _NOHASH = re.compile(r"^(?P<speaker>.+)_nohash_(?P<n>\d+)$")
+__all__ = ["CUTOFF_CLASS", "MANIFEST", "POLICIES", "RelabelSummary", "corrected_labels", "relabel_to_dir"]
 
 
 def corrected_labels(session: Session, dataset_id: int, policy: str = "class",
-                     cutoff_class: str = CUTOFF_CLASS) -> tuple[dict[int, str | None], list[dict]]:
-    """Map flagged clip ids to their corrected label (``None``: leave the clip out).
+                     task: Task | str = "all") -> tuple[dict[int, str | None], list[dict]]:
+    """Map flagged clip ids to their corrected label in ``task`` (``None``: leave the clip out).
 
     Returns ``(label_map, flags_used)``: ``label_map`` holds only clips whose label changes or that
     are left out; ``flags_used`` records every flag that decided something
-    (``{clip_id, reason, corrected_label, updated_at}``), as ``Run.flags_used`` stores it.
+    (``{clip_id, reason, corrected_label, updated_at}``), exactly as ``Run.flags_used`` stores it.
     """
-    if policy not in POLICIES:
-        raise EarmarkError(f"unknown cut-off policy {policy!r}", hint="use class or exclude", status=422)
-    q = (select(Flag, Clip.label).join(Clip, Clip.id == Flag.clip_id)
-         .where(Clip.dataset_id == dataset_id).order_by(Flag.clip_id))
-    label_map: dict[int, str | None] = {}
-    used: list[dict] = []
-    for flag, label in session.execute(q).all():
-        if flag.reason == "mislabeled" and flag.corrected_label and flag.corrected_label != label:
-            label_map[flag.clip_id] = flag.corrected_label
-        elif flag.reason in CUTOFF_REASONS:
-            label_map[flag.clip_id] = cutoff_class if policy == "class" else None
-        else:
-            continue
-        used.append({"clip_id": flag.clip_id, "reason": flag.reason, "corrected_label": flag.corrected_label,
-                     "updated_at": iso_utc(flag.updated_at)})
-    return label_map, used
+    t = task if isinstance(task, Task) else task_named(task)
+    ds = get_dataset(session, dataset_id)
+    plan = plan_labels(dataset_flags(session, dataset_id), t.classes(ds.labels or [] if ds else []), policy, t)
+    clips = load_clips(session, dataset_id)
+    filed = {cid: t.map(label) for cid, label in zip(clips.ids, clips.labels, strict=True) if cid in plan.overrides}
+    label_map = {cid: label for cid, label in plan.overrides.items() if label is None or label != filed.get(cid)}
+    return label_map, plan.used
 
 
 @dataclass
@@ -137,10 +131,9 @@ def relabel_to_dir(session: Session, out_dir: str | Path, dataset: str | int | N
         raise EarmarkError(f"the source folder {root} of data set {ds.name!r} is missing",
                            hint="mount or restore it, or re-ingest the data set from where it lives now")
     label_map, _ = corrected_labels(session, ds.id, policy)
-    reasons = dict(session.execute(select(Flag.clip_id, Flag.reason).join(Clip, Clip.id == Flag.clip_id)
-                                   .where(Clip.dataset_id == ds.id)).all())
-    clips = session.execute(select(Clip.id, Clip.path, Clip.label, Clip.split)
-                            .where(Clip.dataset_id == ds.id).order_by(Clip.path)).all()
+    reasons = flag_map(session, ds.id)
+    table = load_clips(session, ds.id)
+    clips = sorted(zip(table.ids, table.paths, table.labels, table.splits, strict=True), key=lambda c: c[1])
     missing = [p for _, p, _, _ in clips if not (root / p).is_file()]
     if missing:
         raise EarmarkError(f"{len(missing)} clip file(s) of data set {ds.name!r} are missing under {root}",

@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.flags import REASONS
+
 
 def utcnow() -> datetime:
     """Timezone-aware now, the one clock every row uses."""
@@ -235,7 +237,7 @@ class FindingClip(Base):
     suggested_label: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
-FLAG_REASONS = ("cutoff", "mislabeled", "multiple_words", "noise_only", "other")
+FLAG_REASONS = REASONS  # the flag domain owns the vocabulary (app.flags)
 
 
 class Flag(Base):

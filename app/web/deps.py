@@ -43,6 +43,8 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import NotFound
+from app.flags import REASONS
+from app.flags import vocabulary as flag_vocabulary
 from app.pipeline.common import resolve_run
 from app.store.models import Dataset, Run
 from app.store.queries import ClipFilter
@@ -85,7 +87,7 @@ def _pct(value) -> str:
 def make_templates() -> Jinja2Templates:
     """The template environment (autoescaped) with earmark's globals and filters."""
     tpl = Jinja2Templates(directory=str(TEMPLATES_DIR))
-    tpl.env.globals.update(url=url, qs=qs, csrf_header=CSRF_HEADER)
+    tpl.env.globals.update(url=url, qs=qs, csrf_header=CSRF_HEADER, flag_vocab=flag_vocabulary())
     tpl.env.filters.update(fmt=_fmt, pct=_pct)
     return tpl
 
@@ -163,7 +165,7 @@ def render(request: Request, name: str, status_code: int = 200, **ctx):
 
 
 Split = Literal["train", "validation", "test"]
-FlagState = Literal["any", "none", "cutoff", "mislabeled", "multiple_words", "noise_only", "other"]
+FlagState = Literal[("any", "none", *REASONS)]  # any, none, or a flag reason (app.flags)
 Sort = Literal["loss", "-loss", "confidence", "-confidence", "cutoff", "-cutoff", "id"]
 
 

@@ -1,41 +1,43 @@
 """The flag API: set, clear and bulk-set flags (POST only, ``X-Earmark-CSRF: 1`` required).
 
-- ``POST /api/clips/{clip_id}/flag`` ``{reason, corrected_label?, note?, author?}`` -> the flag
+- ``POST /api/clips/{clip_id}/flag`` ``{reason, corrected_label?, note?, author?}`` -> the flag as written
 - ``POST /api/clips/{clip_id}/flag/clear`` -> ``{"clip_id", "cleared": bool}``
-- ``POST /api/flags/bulk`` ``{clip_ids, reason, corrected_label?, note?, author?, finding_id?}``
-  -> ``{"flagged": n}``
+- ``POST /api/flags/bulk`` ``{clip_ids, reason, corrected_label?, note?, author?, finding_id?,
+  overwrite_people?, dry_run?}`` -> ``{"flagged", "kept", "replaced", "skipped", "reason", "corrected_label"}``
 
-Writes go through ``app.store.writes.upsert_flag`` (one atomic upsert, the last write wins).
+Every flag is checked by ``app.flags.validate_flag`` (the one check the CLI and file imports use
+too) and written by ``app.store.flags`` (one atomic upsert that answers with what it wrote). The
+author ``auto`` is reserved for detectors; a person without a name is ``anonymous``. A bulk action
+keeps every flag a person wrote unless ``overwrite_people`` is true, and says how many it kept.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import EarmarkError, NotFound
-from app.store.models import Clip, Dataset, Finding, Flag, Run
-from app.store.queries import flag_dict
-from app.store.writes import clear_flag, upsert_flag, validate_flag
+from app.flags import ANONYMOUS, MAX_AUTHOR, MAX_LABEL, MAX_NOTE, FlagValues, Reason, validate_flag
+from app.pipeline.flags import flag_clips
+from app.store.clips import get_clip
+from app.store.findings import get_finding
+from app.store.flags import clear_flag, clip_datasets, correctable_labels, upsert_flag
 from app.web.deps import SessionDep
 
 router = APIRouter(prefix="/api", tags=["flags"])
-Reason = Literal["cutoff", "mislabeled", "multiple_words", "noise_only", "other"]
-EXTRA_LABELS = ("_unknown_", "_silence_", "_cutoff_")
-BULK_CHUNK = 5000
 
 
 class FlagIn(BaseModel):
     """A flag as a person sets it."""
 
     reason: Reason
-    corrected_label: str | None = Field(None, max_length=100, description="required for 'mislabeled'")
-    note: str = Field("", max_length=2000)
-    author: str = Field("anonymous", max_length=100, description="the name typed in the UI")
+    corrected_label: str | None = Field(None, max_length=MAX_LABEL, description="required for 'mislabeled'")
+    note: str = Field("", max_length=MAX_NOTE)
+    author: str = Field(ANONYMOUS, max_length=MAX_AUTHOR, description="the name typed in the UI ('auto' is "
+                                                                      "reserved for detectors)")
 
 
 class BulkFlagIn(FlagIn):
@@ -43,37 +45,29 @@ class BulkFlagIn(FlagIn):
 
     clip_ids: list[int] = Field(..., min_length=1, max_length=200_000)
     finding_id: int | None = Field(None, ge=1)
+    overwrite_people: bool = Field(False, description="also replace flags that people wrote (kept by default)")
+    dry_run: bool = Field(False, description="only count what would be flagged, kept and replaced")
 
 
-def known_labels(session: Session, dataset_id: int) -> set[str]:
-    """Labels a flag may correct to: the data set's labels, its runs' classes, and the special classes."""
-    labels = set(session.scalar(select(Dataset.labels).where(Dataset.id == dataset_id)) or [])
-    for classes in session.scalars(select(Run.classes).where(Run.dataset_id == dataset_id)):
-        labels.update(classes or [])
-    return labels | set(EXTRA_LABELS)
-
-
-def _clean(body: FlagIn, session: Session, dataset_id: int) -> str | None:
-    return validate_flag(body.reason, body.corrected_label, sorted(known_labels(session, dataset_id)))
+def _check(body: FlagIn, session: Session, dataset_id: int) -> FlagValues:
+    return validate_flag(body.reason.value, body.corrected_label, body.note, body.author,
+                         correctable_labels(session, dataset_id), allow_auto=False)
 
 
 @router.post("/clips/{clip_id}/flag", summary="Flag one clip (the last write wins)")
 def flag_clip(clip_id: Annotated[int, Path(ge=1)], body: FlagIn, session: SessionDep) -> dict:
-    """Set the clip's flag; returns the stored flag."""
-    clip = session.get(Clip, clip_id)
-    if clip is None:
-        raise NotFound(f"no clip {clip_id}", hint="clip ids come from /api/clips")
-    label = _clean(body, session, clip.dataset_id)
-    upsert_flag(session, clip_id, body.reason, label, body.note, (body.author or "").strip() or "anonymous")
+    """Set the clip's flag; returns the flag as written (never re-read, so a racing clear cannot fail it)."""
+    clip = get_clip(session, clip_id)
+    v = _check(body, session, clip.dataset_id)
+    written = upsert_flag(session, clip_id, v.reason, v.corrected_label, v.note, v.author)
     session.commit()
-    return flag_dict(session.scalars(select(Flag).where(Flag.clip_id == clip_id)).one())
+    return written
 
 
 @router.post("/clips/{clip_id}/flag/clear", summary="Remove a clip's flag")
 def clear_clip_flag(clip_id: Annotated[int, Path(ge=1)], session: SessionDep) -> dict:
     """Clear the flag; ``cleared`` says whether there was one."""
-    if session.get(Clip, clip_id) is None:
-        raise NotFound(f"no clip {clip_id}", hint="clip ids come from /api/clips")
+    get_clip(session, clip_id)
     cleared = clear_flag(session, clip_id)
     session.commit()
     return {"clip_id": clip_id, "cleared": cleared}
@@ -81,24 +75,20 @@ def clear_clip_flag(clip_id: Annotated[int, Path(ge=1)], session: SessionDep) ->
 
 @router.post("/flags/bulk", summary="Flag many clips at once")
 def flag_bulk(body: BulkFlagIn, session: SessionDep) -> dict:
-    """Flag every clip of ``clip_ids`` (all must exist and share one data set), in one transaction."""
+    """Flag every clip of ``clip_ids`` (all must exist and share one data set), in one transaction.
+
+    Flags people wrote are kept unless ``overwrite_people``; ``kept``/``replaced`` count them.
+    """
     ids = sorted(set(body.clip_ids))
-    datasets: set[int] = set()
-    found = 0
-    for start in range(0, len(ids), BULK_CHUNK):
-        chunk = ids[start:start + BULK_CHUNK]
-        rows = session.execute(select(Clip.id, Clip.dataset_id).where(Clip.id.in_(chunk))).all()
-        found += len(rows)
-        datasets.update(d for _, d in rows)
-    if found != len(ids):
-        raise NotFound(f"{len(ids) - found} of the {len(ids)} clip ids do not exist", hint="reload the page")
-    if len(datasets) != 1:
+    datasets = clip_datasets(session, ids)
+    if len(datasets) != len(ids):
+        raise NotFound(f"{len(ids) - len(datasets)} of the {len(ids)} clip ids do not exist", hint="reload the page")
+    if len(set(datasets.values())) != 1:
         raise EarmarkError("the clips belong to several data sets", hint="flag one data set at a time", status=422)
-    if body.finding_id is not None and session.get(Finding, body.finding_id) is None:
-        raise NotFound(f"no finding {body.finding_id}")
-    label = _clean(body, session, datasets.pop())
-    author = (body.author or "").strip() or "anonymous"
-    for cid in ids:
-        upsert_flag(session, cid, body.reason, label, body.note, author, body.finding_id)
-    session.commit()
-    return {"flagged": len(ids), "reason": body.reason, "corrected_label": label}
+    if body.finding_id is not None:
+        get_finding(session, body.finding_id)
+    v = _check(body, session, next(iter(datasets.values())))
+    result = flag_clips(session, ids, v, body.finding_id, overwrite_people=body.overwrite_people,
+                        dry_run=body.dry_run)
+    return {**result.as_dict(), "reason": v.reason, "corrected_label": v.corrected_label,
+            "dry_run": body.dry_run}

@@ -10,40 +10,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 
 from app.errors import EarmarkError
+from app.flags import Reason
 from app.pipeline import flags as fl
-from app.pipeline.common import resolve_dataset
-from app.store.models import Dataset, Run
+from app.pipeline.flag_files import ImportRejected
+from app.store.datasets import ready_datasets, resolve_dataset
+from app.store.flags import correctable_labels
+from app.store.models import Dataset
 from app.web.deps import OptionalRunDep, SessionDep, SettingsDep, render
 
 router = APIRouter()
 NAV = ("Flags", "/flags", 40)
 PAGE_SIZE = 100
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
-EXTRA_LABELS = ("_unknown_", "_silence_", "_cutoff_")
-Reason = Literal["cutoff", "mislabeled", "multiple_words", "noise_only", "other"]
 ReasonQ = Annotated[Reason | None, Query(description="only flags with this reason")]
 DatasetQ = Annotated[str | None, Query(max_length=200, description="data set id or name; default: all")]
 
 
 def _dataset(session, ref: str | None) -> Dataset | None:
     return resolve_dataset(session, ref) if ref and ref.strip() else None
-
-
-def correctable_labels(session) -> list[str]:
-    """Labels a flag may be corrected to: every data set's labels, the runs' classes, the special classes."""
-    labels = set(EXTRA_LABELS)
-    for ds_labels in session.scalars(select(Dataset.labels).where(Dataset.status == "ready")):
-        labels.update(ds_labels or [])
-    for classes in session.scalars(select(Run.classes)):
-        labels.update(classes or [])
-    return sorted(labels)
 
 
 @router.get("/flags", summary="The flags queue page")
@@ -56,10 +46,10 @@ def show_flags(request: Request, session: SessionDep, run: OptionalRunDep, reaso
     total = counts[reason] if reason else counts["total"]
     pages = max(1, -(-total // PAGE_SIZE))
     rows = fl.list_flags(session, ref, reason, limit=PAGE_SIZE, offset=(min(page, pages) - 1) * PAGE_SIZE)
-    datasets = session.scalars(select(Dataset).where(Dataset.status == "ready").order_by(Dataset.name)).all()
+    datasets = sorted(ready_datasets(session), key=lambda d: d.name)
     return render(request, "flags.html", run=run, flags=rows, counts=counts, reason=reason, dataset=ds,
                   datasets=datasets, page=min(page, pages), pages=pages, total=total,
-                  labels=correctable_labels(session), reasons=fl.FLAG_REASONS)
+                  labels=correctable_labels(session, ds))
 
 
 @router.get("/api/flags", summary="The flags queue as JSON")
@@ -111,6 +101,6 @@ def import_flags(session: SessionDep, settings: SettingsDep,
     try:
         res = fl.import_flags(session, data, fmt, dataset or None,
                               default_author=(author or "").strip() or settings.user)
-    except fl.ImportRejected as exc:
+    except ImportRejected as exc:
         return JSONResponse(exc.as_dict(), status_code=422)
     return {"rows": res.rows, "created": res.created, "updated": res.updated, "datasets": res.datasets}
