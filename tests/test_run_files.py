@@ -187,7 +187,7 @@ def test_run_files_refuse_duplicate_rows():
     paths[3] = paths[0]
     paths[5] = "./" + paths[0]  # the same file once normalised
     err = _refused(from_arrays, paths, classes=CLASSES, probs=probs)
-    assert err.title == "1 path values appear more than once" and "3 rows" in err.detail and paths[0] in err.detail
+    assert err.title == "duplicate rows: 1 path values appear more than once" and "3 rows" in err.detail and paths[0] in err.detail
 
 
 @pytest.mark.parametrize("column", ["probs", "embedding"])
@@ -252,6 +252,8 @@ def test_run_files_refuse_class_lists_that_do_not_fit(tmp_path):
     assert "class order is missing" in err.title and "--classes" in err.hint and "earmark.classes" in err.hint
     err = _refused(read_parquet, _parquet(tmp_path, cols), classes=["up", "no", "yes"])
     assert "differ from the file's" in err.title
+    err = _refused(read_parquet, _parquet(tmp_path, cols, classes={"yes": 0}, name="dict.parquet"))
+    assert "not a JSON list" in err.title and "json.dumps" in err.hint
     bad = {"path": paths.tolist(), "pred": ["yes", "maybe", "no", "up", "up", "up"], "confidence": [0.5] * 6}
     err = _refused(read_parquet, _parquet(tmp_path, bad, name="pred.parquet"))
     assert "1 predictions are not among the 3 classes" in err.title and "row 2" in err.detail

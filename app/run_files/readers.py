@@ -96,10 +96,12 @@ def _meta_classes(meta: dict, classes: Sequence[str] | None) -> list[str] | None
         return list(classes) if classes is not None else None
     try:
         found = json.loads(meta[META_CLASSES])
-        assert isinstance(found, list) and all(isinstance(c, str) for c in found)
-    except (ValueError, AssertionError):
-        raise problem("`earmark.classes` is not a JSON list of class names", meta[META_CLASSES][:200].decode(errors="replace"),
-                      'write it as json.dumps(["yes", "no", ...])') from None
+    except ValueError:
+        found = None
+    if not isinstance(found, list) or not all(isinstance(c, str) for c in found):
+        raise problem("`earmark.classes` is not a JSON list of class names",
+                      meta[META_CLASSES][:200].decode(errors="replace"),
+                      'write it as json.dumps(["yes", "no", ...])')
     if classes is not None and list(classes) != found:
         raise problem("the classes given differ from the file's `earmark.classes`", f"file: {found[:40]}; given: "
                       f"{list(classes)[:40]}", "leave out `--classes`: the file already says its class order")
@@ -166,7 +168,8 @@ def read_parquet(path: str | os.PathLike, *, classes: Sequence[str] | None = Non
     try:
         pf = pq.ParquetFile(p)
         names = pf.schema_arrow.names
-        table = pf.read(columns=[c for c in names if c in COLUMNS or c.startswith("prob_")] or None)
+        wanted = [c for c in names if c in COLUMNS or c.startswith("prob_")]
+        table = pf.read(columns=wanted) if wanted else pf.schema_arrow.empty_table()  # refused by its names
     except (pa.ArrowException, OSError) as exc:
         raise problem(f"{p.name} is not a readable Parquet file", str(exc)[:300],
                       "write it with pandas' to_parquet, pyarrow, or `earmark export-run`") from None

@@ -175,7 +175,7 @@ def _check_unique(keys: np.ndarray, kind: str) -> None:
     values, n = counts.field("values").to_numpy(zero_copy_only=False), counts.field("counts").to_numpy()
     dup = values[n > 1]
     shown = ", ".join(f"{v} ×{c}" for v, c in zip(dup[:SHOW].tolist(), n[n > 1][:SHOW].tolist(), strict=True))
-    raise problem(f"{len(dup)} {kind} values appear more than once", f"{int(n[n > 1].sum())} rows: {shown}",
+    raise problem(f"duplicate rows: {len(dup):,} {kind} values appear more than once", f"{int(n[n > 1].sum())} rows: {shown}",
                   "keep one row per clip")
 
 
@@ -230,6 +230,8 @@ def from_arrays(keys: Any, *, classes: Sequence[str] | None, key_kind: str = "pa
     flags = None
     if oof is not None:
         flags = as_numpy(oof)
+        if np.issubdtype(flags.dtype, np.integer) and np.isin(flags, (0, 1)).all():
+            flags = flags.astype(bool)  # 0/1 columns, as CSV and some writers give them
         if flags.dtype != bool or flags.shape != (n,):
             raise problem("`oof` must be one true/false per row", f"got dtype {flags.dtype}, shape {flags.shape}",
                           "mark out-of-sample rows true, the others false")
