@@ -32,10 +32,56 @@ def class_distribution(split: str, counts: dict[str, int], under: list[str]) -> 
     }
 
 
-def heat_color(value: float) -> tuple[str, str]:
-    """(background, text colour) for a confusion cell with ``value`` in [0, 1] (white -> deep blue)."""
-    v = max(0.0, min(1.0, value)) ** 0.5  # sqrt keeps small off-diagonal counts visible
-    r = round(255 + (30 - 255) * v)
-    g = round(255 + (60 - 255) * v)
-    b = round(255 + (170 - 255) * v)
-    return f"rgb({r},{g},{b})", ("#fff" if v > 0.55 else "#1c2430")
+def _mix(stops: list[tuple[float, tuple[int, int, int]]], v: float) -> tuple[int, int, int]:
+    """Linear interpolation between colour ``stops`` ((position, rgb), positions ascending) at ``v``."""
+    v = max(0.0, min(1.0, v))
+    for (p0, c0), (p1, c1) in zip(stops, stops[1:], strict=False):
+        if v <= p1:
+            t = (v - p0) / (p1 - p0) if p1 > p0 else 0.0
+            return tuple(round(a + (b - a) * t) for a, b in zip(c0, c1, strict=True))  # type: ignore[return-value]
+    return stops[-1][1]
+
+
+# Correct predictions (the diagonal) in blue, confusions in orange-red: two scales, so that an
+# off-diagonal 1 is never as pale as nothing next to a diagonal 12.
+_DIAG = [(0.0, (255, 255, 255)), (1.0, (30, 60, 170))]
+_ERR = [(0.0, (255, 236, 214)), (0.45, (247, 143, 62)), (1.0, (166, 30, 30))]
+
+
+def confusion_cells(counts: list[list[int]], rates: list[list[float]], norm: str) -> list[list[dict]]:
+    """Cell colours of a confusion matrix: ``[[{n, rate, bg, fg, err}]]``.
+
+    The diagonal is shaded by the row's rate (its recall). Off the diagonal, cells are shaded on
+    their own scale: relative to the biggest off-diagonal count (``norm="counts"``) or rate
+    (``"row"``), square-rooted and starting visibly warm, so the smallest confusion stands out.
+    """
+    off = [(counts[i][j], rates[i][j]) for i in range(len(counts)) for j in range(len(counts)) if i != j]
+    peak_n = max((n for n, _ in off), default=0) or 1
+    peak_r = max((r for _, r in off), default=0.0) or 1.0
+    out = []
+    for i, row in enumerate(counts):
+        cells = []
+        for j, n in enumerate(row):
+            rate = rates[i][j]
+            if not n:
+                cells.append(dict(n=0, rate=rate, bg="#fafbfc", fg="#c3c9d3", err=i != j))
+                continue
+            if i == j:
+                rgb = _mix(_DIAG, rate ** 0.5)
+                dark = rate > 0.35
+            else:
+                v = (n / peak_n if norm == "counts" else rate / peak_r) ** 0.5
+                rgb = _mix(_ERR, 0.15 + 0.85 * v)
+                dark = v > 0.55
+            cells.append(dict(n=n, rate=rate, bg="rgb({},{},{})".format(*rgb), fg="#fff" if dark else "#1c2430",
+                              err=i != j))
+        out.append(cells)
+    return out
+
+
+def top_confusions(labels: list[str], counts: list[list[int]], rates: list[list[float]], k: int = 15) -> list[dict]:
+    """The ``k`` biggest off-diagonal cells, most clips first: ``[{label, pred, n, rate}]``."""
+    pairs = [dict(label=labels[i], pred=labels[j], n=n, rate=rates[i][j])
+             for i, row in enumerate(counts) for j, n in enumerate(row) if i != j and n]
+    pairs.sort(key=lambda p: (-p["n"], -p["rate"], p["label"], p["pred"]))
+    return pairs[:k]

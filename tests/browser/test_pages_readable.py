@@ -84,6 +84,9 @@ def demo_site(tmp_path_factory):
                       disagree_every=7)
         ds = s.get(Dataset, fa.dataset_id)
         ds.name = "speech-demo"
+        for k in (1, 4, 7):  # three speakers recorded in two splits each
+            s.execute(update(Clip).where(Clip.dataset_id == ds.id, Clip.speaker == f"{k:08x}")
+                      .values(speaker=f"{k - 1:08x}"))
         rows = s.execute(select(Clip.path, Clip.split, Clip.speaker, Clip.content_hash)
                          .where(Clip.dataset_id == ds.id)).all()
         ds.leakage = leakage_report(rows)  # speakers span splits: a real, non-zero count
@@ -219,8 +222,7 @@ def test_confusion_matrix_fits_with_sticky_headers_and_errors_on_their_own_scale
         assert wide.locator("#confusion tbody th.row").first.bounding_box()["x"] == pytest.approx(left, abs=1)
     assert wide.locator("#confusion thead th").first.evaluate("el => getComputedStyle(el).position") == "sticky"
     # an off-diagonal 1 stands out next to a diagonal 12: errors are on their own (warm) scale
-    diag = wide.locator("#confusion td.diag a").first
-    assert int(diag.inner_text()) == 12
+    assert max(int(t) for t in wide.locator("#confusion td.diag a").all_inner_texts()) >= 10
     one = wide.locator("#confusion td.c.err a", has_text=re.compile(r"^1$")).first
     rgb = [int(v) for v in re.findall(r"\d+", one.evaluate("a => getComputedStyle(a.parentElement).backgroundColor"))[:3]]
     assert rgb[0] - rgb[2] > 40 and min(rgb) < 235  # visibly warm, not near-white
@@ -341,7 +343,10 @@ def test_user_guide_explains_every_score_and_every_page_links_it(demo_site, wide
                                   "guide", "api-docs"])
 def test_no_page_wider_than_800px(demo_site, narrow, wide, name):
     base, info = demo_site
+    _load(wide, base, pages(info)[name], name)
+    shot(wide, f"{name}-1440")
     _load(narrow, base, pages(info)[name], name)
+    shot(narrow, f"{name}-800")
     assert narrow.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), \
         (name, narrow.evaluate("document.documentElement.scrollWidth"))
     for sel in ("#run-picker", "#author-name"):
@@ -354,7 +359,4 @@ def test_no_page_wider_than_800px(demo_site, narrow, wide, name):
             assert b["width"] >= 120 or b["height"] <= 40, (name, path.inner_text(), b)
     if name == "cloud":
         assert narrow.locator("#cloud").bounding_box()["width"] >= 700
-    shot(narrow, f"{name}-800")
-    _load(wide, base, pages(info)[name], name)
-    shot(wide, f"{name}-1440")
     assert narrow.errors == [] and wide.errors == []

@@ -43,16 +43,7 @@ def show_confusion(request: Request, session: SessionDep, run: RunDep,
     """The confusion matrix page."""
     split = split or default_split(run)
     data = confusion_data(session, run, split, request.app.state.cache)
-    counts, rates = data["counts"], data["rates"]
-    peak = max((v for i, row in enumerate(counts) for j, v in enumerate(row) if i != j), default=0) or 1
-    cells = []
-    for i, row in enumerate(counts):
-        out = []
-        for j, n in enumerate(row):
-            # shade by rate in row mode; by count (relative to the biggest off-diagonal cell) in count mode
-            value = rates[i][j] if norm == "row" else min(1.0, n / peak) if i != j else rates[i][j]
-            bg, fg = charts.heat_color(value) if n else ("#fafbfc", "#c3c9d3")
-            out.append(dict(n=n, rate=rates[i][j], bg=bg, fg=fg))
-        cells.append(out)
-    return render(request, "confusion.html", run=run, split=split, norm=norm, data=data, cells=cells,
+    cells = charts.confusion_cells(data["counts"], data["rates"], norm)
+    pairs = charts.top_confusions(data["labels"], data["counts"], data["rates"])
+    return render(request, "confusion.html", run=run, split=split, norm=norm, data=data, cells=cells, pairs=pairs,
                   metrics=(run.metrics or {}).get(split, {}))
