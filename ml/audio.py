@@ -72,7 +72,8 @@ def _classify_open_failure(path: Path, exc: Exception) -> AudioError:
     except OSError as os_exc:
         return AudioError("unreadable", f"cannot read the file: {os_exc.strerror or os_exc}")
     if not any(head.startswith(m) for m in _MAGIC) and not head.startswith(b"ID3"):
-        return AudioError("not_audio", f"no audio header (starts with {head[:8]!r})")
+        # The detail never quotes the bytes: they may be anything (a linked /etc/passwd, say).
+        return AudioError("not_audio", "no audio header (not a WAV, FLAC, Ogg or other sound file)")
     return AudioError("unreadable", f"corrupt audio: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
 
 

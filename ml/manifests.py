@@ -122,7 +122,11 @@ def resolve_roles(names: list[str], columns: dict[str, str | None] | None = None
 
 def clean_path(raw: str) -> str | None:
     """A manifest path as a '/'-separated relative path, or None when it is absolute or climbs out (..)."""
-    p = raw.strip().replace("\\", "/")
+    p = raw.strip()
+    if p and "\\" not in p and "//" not in p and p[0] not in "/." and "/." not in p and ":" not in p[:2] \
+            and p[-1] != "/":
+        return p  # the usual case, already clean
+    p = p.replace("\\", "/")
     if not p or p.startswith("/") or (len(p) > 1 and p[1] == ":"):
         return None
     parts = [x for x in p.split("/") if x not in ("", ".")]
@@ -142,14 +146,15 @@ def check_files(root: Path, records: list[ClipRecord], source: str = "the manife
     inside = real_root.rstrip(os.sep) + os.sep
     dirs: dict[str, bool] = {}
     missing, outside, not_file = [], [], []
+    prefix = os.path.join(root, "")
     for r in records:
-        full = os.path.join(root, r.path)
+        full = prefix + r.path  # paths are clean (clean_path): plain concatenation is enough
         try:
             st = os.lstat(full)
         except OSError:
             missing.append(f"{r.where}: {r.path}")
             continue
-        d = os.path.dirname(r.path)
+        d = r.path.rpartition("/")[0]
         ok = dirs.get(d)
         if ok is None:
             ok = dirs[d] = (os.path.realpath(os.path.join(root, d)) + os.sep).startswith(inside)
@@ -213,7 +218,7 @@ def table_records(table: Table, columns: dict[str, str | None] | None = None, fi
     splits, speakers = col.get(roles.get("split", ""), empty), col.get(roles.get("speaker", ""), empty)
     bad_path, no_label, bad_split, records = [], [], {}, []
     for i in range(n):
-        where = f"{src} {table.where[i]}"
+        where = f"{src} {table.where(i)}"
         rel = clean_path(str(paths[i])) if paths[i] is not None else None
         if rel is None:
             bad_path.append(f"{where}: {paths[i]!r}")
@@ -226,7 +231,7 @@ def table_records(table: Table, columns: dict[str, str | None] | None = None, fi
         if "split" in roles:
             split = normalise_split(splits[i])
             if split is None or (fixed_split is not None and split != fixed_split):
-                bad_split.setdefault(str(splits[i]), []).append(table.where[i])
+                bad_split.setdefault(str(splits[i]), []).append(table.where(i))
         split = fixed_split or split
         spk = speakers[i]
         spk = None if spk is None or str(spk).strip() == "" else str(spk).strip()
@@ -264,7 +269,6 @@ def finish(root: Path, records: list[ClipRecord], raw_types: dict[str, str], ver
         check_files(root, records, source)
     names = list(dict.fromkeys(k for r in records for k in r.meta))
     types: dict[str, str] = {}
-    typed_cols: dict[str, list[Any]] = {}
     for name in names:
         values = [r.meta.get(name) for r in records]
         if name in raw_types:
@@ -273,9 +277,9 @@ def finish(root: Path, records: list[ClipRecord], raw_types: dict[str, str], ver
                 values = [None if v is None or v == "" else str(v) for v in values]
         else:
             types[name], values = infer_meta_type(values)
-        typed_cols[name] = values
-    out = [replace(r, meta={k: typed_cols[k][i] for k in names}) for i, r in enumerate(records)]
-    return out, types
+        for r, v in zip(records, values, strict=True):
+            r.meta[name] = v  # each record owns its meta dict; no copy of 105k records
+    return records, types
 
 
 def read_manifest(path: str | Path, columns: dict[str, str | None] | None = None, root: str | Path | None = None,
@@ -369,7 +373,8 @@ def join_speakers(manifest: Manifest, table_path: str | Path, key: str | None = 
                             hint="rename the column in one of them")
     keys = [None if v is None else str(v).strip() for v in table.columns[key]]
     seen: dict[str, str] = {}
-    for k, w in zip(keys, table.where, strict=True):
+    for i, k in enumerate(keys):
+        w = table.where(i)
         if k in seen:
             raise ManifestError(f"{src} lists speaker {k!r} twice", f"{seen[k]} and {w}")
         seen[k] = w

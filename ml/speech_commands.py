@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ml.audio import AUDIO_EXTENSIONS
+from ml.files import Listing, inside_root, list_folder
 
 SPLITS = ("train", "validation", "test")
 NOISE_DIR = "_background_noise_"
@@ -100,6 +101,8 @@ class Layout:
     split_source: str  # lists | hash | archive | folders
     # {"listed": {"validation": n, "test": n}, "listed_missing": {...}, "in_both_lists": [...], "ignored_files": n}
     list_stats: dict = field(default_factory=dict)
+    # entries that could not be listed as clips: (path, reason, detail); see ml.files for the reasons
+    rejects: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -141,32 +144,28 @@ def parse_name(filename: str, word_prefix: bool = False) -> tuple[str | None, st
     return word, (speaker or None), utterance
 
 
-def read_list(path: Path) -> set[str]:
-    """The relative paths in a split list ('/' separated; blank lines and whitespace ignored)."""
-    if not path.is_file():
+def read_list(path: Path, root: Path | None = None) -> set[str]:
+    """The relative paths in a split list ('/' separated; blank lines and whitespace ignored).
+
+    With ``root``, a list that is a link out of ``root`` is not read (ml.files' symlink policy).
+    """
+    if not path.is_file() or (root is not None and not inside_root(path, root)):
         return set()
     text = path.read_text(encoding="utf-8", errors="replace")
     return {line.strip().replace("\\", "/").lstrip("./") for line in text.splitlines() if line.strip()}
 
 
-def _audio_files(folder: Path) -> tuple[list[str], int]:
-    """Audio file names directly inside ``folder`` (sorted) and the count of other files."""
-    names, ignored = [], 0
-    with os.scandir(folder) as it:
-        for de in it:
-            if not de.is_file() or de.name.startswith("."):
-                continue
-            if de.name.lower().endswith(AUDIO_EXTENSIONS):
-                names.append(de.name)
-            else:
-                ignored += 1
-    return sorted(names), ignored
+def _listing(root: Path, prefix: str) -> Listing:
+    """``root/prefix`` listed by ``ml.files.list_folder``; a folder that cannot be listed is one reject."""
+    try:
+        return list_folder(root / prefix, root, prefix, AUDIO_EXTENSIONS)
+    except OSError as exc:
+        return Listing(rejects=[(prefix, "unreadable", f"cannot list the folder: {exc.strerror or type(exc).__name__}")])
 
 
-def _class_dirs(root: Path) -> list[str]:
-    """Sub-folders of ``root`` that may hold a class (not hidden, not the noise folder)."""
-    with os.scandir(root) as it:
-        return sorted(de.name for de in it if de.is_dir() and not de.name.startswith(".") and de.name != NOISE_DIR)
+def _class_dirs(root: Path, prefix: str = "") -> list[str]:
+    """Sub-folders of ``root/prefix`` that may hold a class (not hidden, not the noise folder)."""
+    return [d for d in _listing(root, prefix).folders if d != NOISE_DIR]
 
 
 def detect_layout(root: Path) -> str:
@@ -179,7 +178,7 @@ def detect_layout(root: Path) -> str:
     if (root / UNKNOWN).is_dir() or (root / SILENCE).is_dir():
         return "test_archive"
     top = _class_dirs(root)
-    if top and all(d.lower() in SPLIT_DIRS for d in top) and any(_class_dirs(root / d) for d in top):
+    if top and all(d.lower() in SPLIT_DIRS for d in top) and any(_class_dirs(root, d) for d in top):
         return "split_folders"
     return "folders"
 
@@ -198,7 +197,7 @@ def scan(root: str | Path, validation_percentage: float = 10.0, testing_percenta
     test_list: set[str] = set()
     split_source = "hash"
     if kind == "speech_commands":
-        val_list, test_list = read_list(root / VALIDATION_LIST), read_list(root / TESTING_LIST)
+        val_list, test_list = read_list(root / VALIDATION_LIST, root), read_list(root / TESTING_LIST, root)
         if (root / VALIDATION_LIST).is_file() or (root / TESTING_LIST).is_file():
             split_source = "lists"
     elif kind == "test_archive":
@@ -208,18 +207,29 @@ def scan(root: str | Path, validation_percentage: float = 10.0, testing_percenta
 
     # (folder prefix relative to root, label, split fixed by the folder or None)
     class_dirs: list[tuple[str, str, str | None]] = []
+    try:
+        top_listing = list_folder(root, root, "", AUDIO_EXTENSIONS)
+    except OSError as exc:
+        raise LayoutError(f"cannot list {root}: {exc.strerror or exc}") from None
+    rejects = list(top_listing.rejects)  # one bad entry is a reject with a reason; the rest goes on
+    tops = [d for d in top_listing.folders if d != NOISE_DIR]
     if kind == "split_folders":
-        for top in _class_dirs(root):
-            stats["ignored_files"] += _audio_files(root / top)[1] + len(_audio_files(root / top)[0])
-            class_dirs += [(f"{top}/{label}", label, SPLIT_DIRS[top.lower()]) for label in _class_dirs(root / top)]
+        for top in tops:
+            listing = _listing(root, top)
+            rejects += listing.rejects
+            stats["ignored_files"] += listing.ignored + len(listing.files)
+            class_dirs += [(f"{top}/{label}", label, SPLIT_DIRS[top.lower()])
+                           for label in listing.folders if label != NOISE_DIR]
     else:
         fixed = "test" if kind == "test_archive" else None
-        class_dirs = [(label, label, fixed) for label in _class_dirs(root)]
+        class_dirs = [(label, label, fixed) for label in tops]
 
     entries: list[ClipEntry] = []
     for prefix, label, fixed_split in class_dirs:
-        names, ignored = _audio_files(root / prefix)
-        stats["ignored_files"] += ignored
+        listing = _listing(root, prefix)
+        rejects += listing.rejects
+        stats["ignored_files"] += listing.ignored
+        names = listing.files
         word_prefix = kind == "test_archive" and label == UNKNOWN
         for name in names:
             rel = f"{prefix}/{name}"
@@ -237,12 +247,14 @@ def scan(root: str | Path, validation_percentage: float = 10.0, testing_percenta
         raise LayoutError(f"no audio files in class folders under {root}")
 
     noise_files: list[str] = []
-    if (root / NOISE_DIR).is_dir():
-        noise_files = [f"{NOISE_DIR}/{n}" for n in _audio_files(root / NOISE_DIR)[0]]
+    if NOISE_DIR in top_listing.folders:
+        noise = _listing(root, NOISE_DIR)
+        rejects += noise.rejects
+        noise_files = [f"{NOISE_DIR}/{n}" for n in noise.files]
 
     if split_source == "lists":
         present = {e.path for e in entries}
         stats["listed"] = {"validation": len(val_list), "test": len(test_list)}
         stats["listed_missing"] = {"validation": len(val_list - present), "test": len(test_list - present)}
         stats["in_both_lists"] = sorted(val_list & test_list & present)
-    return Layout(kind, root, entries, noise_files, split_source, stats)
+    return Layout(kind, root, entries, noise_files, split_source, stats, rejects)

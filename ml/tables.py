@@ -33,11 +33,16 @@ class Table:
     path: Path
     columns: dict[str, list[Any]]
     typed: dict[str, str]  # column -> meta type known from the file format (Parquet, JSON)
-    where: list[str]  # per row: "line 4" or "row 3"
+    lines: list[int]  # per row: its line in the file (CSV, JSON Lines) or its row number (Parquet)
+    unit: str = "line"  # "line" | "row"
     ignored: list[str] = field(default_factory=list)  # nested columns (lists, structs, bytes)
 
     def __len__(self) -> int:
-        return len(self.where)
+        return len(self.lines)
+
+    def where(self, i: int) -> str:
+        """Where row ``i`` is in the file: "line 4" or "row 3"."""
+        return f"{self.unit} {self.lines[i]}"
 
 
 def fail_rows(title: str, rows: list[str], hint: str = "") -> ManifestError:
@@ -68,24 +73,25 @@ def _read_csv(path: Path) -> Table:
             raise ManifestError(f"{path.name} is empty", "no header line", "the first line names the columns")
         header = [h.strip() for h in header]
         rows: list[list[str]] = []
-        where: list[str] = []
-        bad: list[str] = []
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) != len(header):
-                bad.append(f"line {reader.line_num}: {len(row)} fields, the header has {len(header)}")
-                continue
-            rows.append(row)
-            where.append(f"line {reader.line_num}")
+        lines: list[int] = []
+        add_row, add_line = rows.append, lines.append
+        for row in reader:  # the hot loop: 105k rows in ~0.1 s
+            add_row(row)
+            add_line(reader.line_num)
     except csv.Error as exc:
         raise ManifestError(f"{path.name} is not valid {'TSV' if tab else 'CSV'}", f"line {reader.line_num}: {exc}",
                             "check the quoting on that line (a field with a comma or quote must be quoted, "
                             "quotes inside doubled)") from None
-    if bad:
-        raise fail_rows(f"{path.name} has rows of the wrong length", bad, "every row needs one value per column")
+    n = len(header)
+    if any(len(r) != n for r in rows):
+        keep = [i for i, r in enumerate(rows) if len(r) == n]
+        bad = [f"line {lines[i]}: {len(r)} fields, the header has {n}" for i, r in enumerate(rows)
+               if len(r) != n and (len(r) > 1 or r and r[0].strip())]
+        if bad:
+            raise fail_rows(f"{path.name} has rows of the wrong length", bad, "every row needs one value per column")
+        rows, lines = [rows[i] for i in keep], [lines[i] for i in keep]  # blank lines dropped
     cells = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in header]
-    return Table(path, _columns(path, header, cells), {}, where)
+    return Table(path, _columns(path, header, cells), {}, lines)
 
 
 def _columns(path: Path, header: list[str], cells: list[list[Any]]) -> dict[str, list[Any]]:
@@ -115,7 +121,7 @@ def _scalar_type(v: Any) -> str | None:
 def _read_jsonl(path: Path) -> Table:
     text = _decode_text(path)
     rows: list[dict] = []
-    where: list[str] = []
+    lines: list[int] = []
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -128,13 +134,13 @@ def _read_jsonl(path: Path) -> Table:
             raise ManifestError(f"{path.name} is not valid JSON Lines",
                                 f"line {i}: a {type(obj).__name__}, not an object", "each line must be one JSON object")
         rows.append(obj)
-        where.append(f"line {i}")
+        lines.append(i)
     header: list[str] = list(dict.fromkeys(k for r in rows for k in r))
     cells = {h: [r.get(h) for r in rows] for h in header}
-    return _typed_table(path, cells, where)
+    return _typed_table(path, cells, lines, "line")
 
 
-def _typed_table(path: Path, cells: dict[str, list[Any]], where: list[str]) -> Table:
+def _typed_table(path: Path, cells: dict[str, list[Any]], lines: list[int], unit: str) -> Table:
     typed, ignored = {}, []
     for name, values in list(cells.items()):
         kinds = {_scalar_type(v) for v in values} - {None}
@@ -144,7 +150,7 @@ def _typed_table(path: Path, cells: dict[str, list[Any]], where: list[str]) -> T
         else:
             typed[name] = kinds.pop() if len(kinds) == 1 else "text"
     _columns(path, list(cells), list(cells.values()))
-    return Table(path, cells, typed, where, ignored)
+    return Table(path, cells, typed, lines, unit, ignored)
 
 
 def _read_parquet(path: Path) -> Table:
@@ -165,8 +171,7 @@ def _read_parquet(path: Path) -> Table:
             cells[name] = [{"nested": True}]  # marks the column ignored below
             continue
         cells[name] = col.to_pylist()
-    where = [f"row {i}" for i in range(1, table.num_rows + 1)]
-    return _typed_table(path, cells, where)
+    return _typed_table(path, cells, list(range(1, table.num_rows + 1)), "row")
 
 
 def read_table(path: str | Path) -> Table:

@@ -248,8 +248,10 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
                 n_clips, n_rejects = _write_clips(session, layout, dataset_id, existing, sample_rate, max_samples,
                                                   workers, report)
                 noise_ok, noise_bad = _check_noise(layout, sample_rate)
-                bulk_insert(session, Reject, [{"dataset_id": dataset_id, **r} for r in noise_bad])
-                n_rejects += len(noise_bad)
+                # entries the folder walk refused (links out of the root, pipes, bad names): see ml.files
+                listed_bad = [{"path": p, "reason": r, "detail": d} for p, r, d in layout.rejects]
+                bulk_insert(session, Reject, [{"dataset_id": dataset_id, **r} for r in noise_bad + listed_bad])
+                n_rejects += len(noise_bad) + len(listed_bad)
             except BaseException:
                 session.rollback()
                 if is_new:
