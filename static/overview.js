@@ -5,7 +5,9 @@
     const data = JSON.parse(section.querySelector("script.dist-data").textContent);
     const slots = section.querySelectorAll(".dist-chart");
     data.forEach((fig, i) => {
-      if (slots[i]) Plotly.newPlot(slots[i], fig.data, fig.layout, window.earmark.plotConfig({ displayModeBar: false }));
+      if (!slots[i]) return;
+      slots[i].style.height = fig.layout.height + "px";  // tall when the labels lie as rows
+      Plotly.newPlot(slots[i], fig.data, fig.layout, window.earmark.plotConfig({ displayModeBar: false }));
     });
   });
 })();

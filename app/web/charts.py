@@ -11,25 +11,32 @@ FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", siz
 
 
 def class_distribution(split: str, counts: dict[str, int], under: list[str]) -> dict:
-    """One split's clips per label as bars; under-represented labels in orange with a marker."""
+    """One split's clips per label as bars; under-represented labels in orange with a marker.
+
+    Up to 15 labels stand as columns; more lie as rows (16 px each), so every label is written out:
+    35 rotated labels under 400 px of columns would make plotly drop every other one.
+    """
     labels = list(counts)
     values = [counts[k] for k in labels]
     low = set(under)
     colors = [WARN if k in low else ACCENT for k in labels]
     text = ["▼ few" if k in low else "" for k in labels]
-    return {
-        "data": [{
-            "type": "bar", "x": labels, "y": values, "marker": {"color": colors}, "text": text,
-            "textposition": "outside", "cliponaxis": False, "textfont": {"color": WARN, "size": 10},
-            "hovertemplate": "%{x}: %{y:,} clips<extra></extra>",
-        }],
-        "layout": {
-            "title": {"text": f"{split} · {sum(values):,} clips", "font": {"size": 14}, "x": 0.01},
-            "margin": {"l": 50, "r": 10, "t": 40, "b": 90}, "font": FONT, "bargap": 0.2,
-            "xaxis": {"tickangle": -50, "automargin": True}, "yaxis": {"title": {"text": "clips"}, "gridcolor": "#eef0f4"},
-            "plot_bgcolor": "#fff", "paper_bgcolor": "#fff", "height": 320,
-        },
-    }
+    every = {"tickmode": "array", "tickvals": labels, "ticktext": labels, "automargin": True}
+    count_axis = {"title": {"text": "clips"}, "gridcolor": "#eef0f4", "rangemode": "tozero"}
+    bar = {"type": "bar", "marker": {"color": colors}, "text": text, "textposition": "outside", "cliponaxis": False,
+           "textfont": {"color": WARN, "size": 10}}
+    layout = {"title": {"text": f"{split} · {sum(values):,} clips", "font": {"size": 14}, "x": 0.01},
+              "font": FONT, "bargap": 0.2, "plot_bgcolor": "#fff", "paper_bgcolor": "#fff"}
+    if len(labels) <= 15:
+        bar.update(x=labels, y=values, hovertemplate="%{x}: %{y:,} clips<extra></extra>")
+        layout.update(margin={"l": 50, "r": 10, "t": 40, "b": 90}, height=320,
+                      xaxis={**every, "tickangle": -50}, yaxis=count_axis)
+    else:
+        bar.update(x=values, y=labels, orientation="h", hovertemplate="%{y}: %{x:,} clips<extra></extra>")
+        layout.update(margin={"l": 90, "r": 40, "t": 40, "b": 40}, height=70 + 16 * len(labels),
+                      yaxis={**every, "autorange": "reversed", "tickfont": {"size": 11}},
+                      xaxis={**count_axis, "title": {"text": "clips", "standoff": 4}})
+    return {"data": [bar], "layout": layout}
 
 
 def _mix(stops: list[tuple[float, tuple[int, int, int]]], v: float) -> tuple[int, int, int]:
