@@ -269,3 +269,32 @@ def test_label_issues_need_the_neighbourhood_to_confirm_and_it_picks_the_suggest
     assert li.issue[7] and li.suggested[7] == 0
     assert not li.issue[30]  # ... but its neighbours are all filed as 1: not confirmed
     assert li.issue.sum() == 1
+
+
+def test_cutoff_signal_flags_real_words_cut_at_a_loud_part_and_not_the_clean_clips():
+    """Real Speech Commands clips, each cut after 10-35 % of its word at a loud part, in both shapes."""
+    from pathlib import Path
+
+    from ml.audio import read_wav
+    from ml.plant import plant_cutoff, word_span
+    from tests.conftest import skip_or_fail
+
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech-commands-v0.01-sample"
+    if not root.is_dir():
+        skip_or_fail(f"real audio not found at {root} (see ../shared/data/README.md)")
+    rels = ("house/2f813234_nohash_1.wav", "seven/51055bda_nohash_4.wav", "zero/563aa4e6_nohash_2.wav",
+            "yes/439c84f4_nohash_1.wav", "bed/7ff085e1_nohash_0.wav")
+    waves, rng = [], np.random.default_rng(5)
+    for rel in rels:
+        x, sr = read_wav(root / rel)
+        waves.append(x)
+        for shape in ("short_file", "late_start"):
+            waves.append(plant_cutoff(x, sr, word_span(x, sr), rng, x.size, want="loud", shape=shape)[0])
+    st = [signal_stats(x, 16000) for x in waves]
+    cols = {k: np.array([getattr(s, k) for s in st]) for k in
+            ("end_energy_db", "trail_silence_ms", "lead_silence_ms", "duration_s", "cutoff_signal")}
+    ev = cutoff_scores(cols["end_energy_db"], cols["trail_silence_ms"], cols["lead_silence_ms"], cols["duration_s"],
+                       cols["cutoff_signal"])
+    cut = np.arange(len(waves)) % 3 != 0
+    assert (ev.score[cut] >= CUTOFF_THRESHOLD).all(), ev.score
+    assert (ev.score[~cut] < CUTOFF_THRESHOLD).all(), ev.score
