@@ -164,6 +164,12 @@ def plan_layout(path: str | Path, manifest: str | Path | None = None, name_patte
     class_dirs = {c.split("/")[-2] for c in clips if c.count("/") >= 1}
     if kind == "split_folders" or (len(class_dirs) >= 2 and all(c.count("/") == 1 for c in clips)):
         return LayoutPlan(kind, root, name_pattern=None, speaker_table=spk, noise_files=noise, given=given)
+    tops = {c.split("/", 1)[0] for c in clips}
+    if len(tops) == 1 and all(c.count("/") == 2 for c in clips):
+        inner = root / tops.pop()
+        raise ManifestError(f"earmark cannot tell the labels of the audio under {root}",
+                            f"the class folders are one level down, in {inner.name}/",
+                            f"try: earmark ingest {shlex.quote(str(inner))}")
     raise ManifestError(f"earmark cannot tell the labels of the audio under {root}",
                         f"{len(clips)} audio file(s) but no class folders (one folder per label), "
                         "no manifest (a table with path and label columns) and no --name-pattern",

@@ -28,7 +28,13 @@ from ml.name_patterns import REJECT_REASON, apply_name_pattern, scan_name_patter
 from ml.speech_commands import scan, which_set
 from ml.tables import ManifestError
 from tests.conftest import skip_or_fail
-from tests.ingest_helpers import clip, make_folder_layout, write_wav_fast
+from tests.ingest_helpers import (
+    clip,
+    make_folder_layout,
+    make_test_archive,
+    make_training_layout,
+    write_wav_fast,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FSDD_PATTERN = r"(?P<label>\d)_(?P<speaker>[a-z]+)_(?P<take>\d+)\.wav"
@@ -134,6 +140,20 @@ def test_folder_layout_keeps_its_hash_split(tmp_path):
     assert plan_layout(tmp_path).kind == "folders"
     assert {r.path: r.split for r in m.records} == {e.path: e.split for e in scan(tmp_path).entries}
     assert split.speaker_leakage == "partial" and "8 of 12" in leakage_message(split)
+
+
+@pytest.mark.parametrize("make, kind", [(make_training_layout, "speech_commands"), (make_test_archive, "test_archive"),
+                                        (make_folder_layout, "folders")])
+def test_speech_commands_layouts_plan_as_before(tmp_path, make, kind):
+    make(tmp_path / "set")
+    (tmp_path / "set" / "notes.csv").write_text("what,when\nrecorded,2020\n")  # a table with no path column
+    m, _ = load_plan(plan_layout(tmp_path / "set"))
+    assert plan_layout(tmp_path / "set").kind == kind
+    assert [(r.path, r.label, r.word, r.split, r.speaker, r.utterance) for r in m.records] == \
+        [(e.path, e.label, e.word, e.split, e.speaker, e.utterance) for e in scan(tmp_path / "set").entries]
+    with pytest.raises(ManifestError, match="class folders are one level down") as e:
+        plan_layout(tmp_path)
+    assert e.value.hint == f"try: earmark ingest {tmp_path / 'set'}"
 
 
 def _clips(folder: Path, names, rate: int = 16000) -> None:
