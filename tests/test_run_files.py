@@ -104,6 +104,11 @@ def test_run_files_parquet_from_pyarrow_with_metadata_or_classes_argument(tmp_pa
     bare = read_parquet(_parquet(tmp_path, cols, classes=None, name="bare.parquet"), classes=CLASSES, model="m")
     assert bare.classes == tuple(CLASSES) and bare.model == "m"
     assert np.array_equal(bare.pred, probs.argmax(1))
+    chunked = tmp_path / "groups.parquet"  # several row groups: the list columns arrive in chunks
+    pq.write_table(pa.table(cols).replace_schema_metadata({b"earmark.classes": json.dumps(CLASSES).encode()}),
+                   chunked, row_group_size=2)
+    assert pq.ParquetFile(chunked).num_row_groups == 3
+    assert _same_bits(read_parquet(chunked).embeddings, run.embeddings)
 
 
 def test_run_files_logits_are_softmaxed(tmp_path):
@@ -172,6 +177,10 @@ def test_run_files_dataframe_numpy_and_torch(tmp_path):
     assert np.allclose(t.probs, probs, atol=1e-6) and _same_bits(t.embeddings, emb)
     ids = from_arrays(np.arange(6), key_kind="clip_id", classes=CLASSES, probs=probs)
     assert ids.keys.dtype == np.int64 and ids.key_kind == "clip_id"
+    again = read_parquet(write_parquet(tmp_path / "ids.parquet", ids))
+    assert again.key_kind == "clip_id" and again.keys.tolist() == list(range(6))
+    df.to_parquet(tmp_path / "pandas.parquet")  # what a pandas user writes: list columns, no earmark metadata
+    assert _same_bits(read_parquet(tmp_path / "pandas.parquet", classes=CLASSES).embeddings, emb)
 
 
 def test_run_files_module_imports_neither_store_nor_torch():
