@@ -26,6 +26,7 @@ which in ``SplitPlan.speaker_leakage`` ("checked", "partial" or "not_checked").
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,12 +62,15 @@ class LayoutPlan:
     noise_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     given: Path | None = None  # the path the user gave (a folder or a manifest file)
+    audio_dir: str | None = None  # the manifests' paths are relative to this folder inside the given one
 
     def command(self) -> str:
         """The explicit ``earmark ingest`` command that reads the data set this way."""
         parts = ["earmark", "ingest", str(self.given or self.root)]
         if self.kind == "manifest" and self.given != self.manifests.get("all"):
             parts += ["--manifest", str(self.manifests["all"])]
+        if self.audio_dir:
+            parts += ["--audio-dir", self.audio_dir]
         if self.name_pattern:
             parts += ["--name-pattern", self.name_pattern]
         return shlex.join(parts)
@@ -115,10 +119,24 @@ def _pattern_hint(root: Path, names: list[str]) -> str:
             f"or earmark ingest {shlex.quote(str(root))} --manifest FILE")
 
 
+def _audio_root(folder: Path, audio_dir: str | Path | None) -> Path:
+    if audio_dir is None:
+        return folder
+    root = folder / audio_dir
+    if not root.is_dir() or not (os.path.realpath(root) + os.sep).startswith(os.path.realpath(folder) + os.sep):
+        raise ManifestError(f"--audio-dir {audio_dir} is not a folder inside {folder}")
+    return root
+
+
 def plan_layout(path: str | Path, manifest: str | Path | None = None, name_pattern: str | None = None,
-                speaker_table: str | Path | None = None) -> LayoutPlan:
-    """Decide how to read ``path`` (a folder, or a manifest file); raises ``ManifestError`` when it cannot tell."""
+                speaker_table: str | Path | None = None, audio_dir: str | Path | None = None) -> LayoutPlan:
+    """Decide how to read ``path`` (a folder, or a manifest file); raises ``ManifestError`` when it cannot tell.
+
+    A manifest's paths are relative to its folder, or to the folder given with ``manifest=``, or
+    to ``audio_dir`` inside that folder (Common Voice's ``clips/``, ESC-50's ``audio/``).
+    """
     given = Path(path)
+    adir = None if audio_dir is None else str(audio_dir)
     if name_pattern is not None:
         compile_pattern(name_pattern)  # a bad pattern fails before anything is listed
     if given.is_file():
@@ -135,25 +153,38 @@ def plan_layout(path: str | Path, manifest: str | Path | None = None, name_patte
         if not m.is_absolute() and not m.exists() and (given_root / m).exists():
             m = given_root / m
         auto_spk = _top_tables(given_root)[1]
-        return LayoutPlan("manifest", given_root, {"all": m}, name_pattern, spk or (auto_spk[0] if len(auto_spk) == 1
-                          else None), _noise(given_root), given=given)
+        root = _audio_root(given_root, adir)
+        return LayoutPlan("manifest", root, {"all": m}, name_pattern, spk or (auto_spk[0] if len(auto_spk) == 1
+                          else None), _noise(root), given=given, audio_dir=adir)
     root = given_root
     kind = sc.detect_layout(root)
+    no_manifest = ManifestError("--audio-dir is for manifests", f"{root} has no manifest earmark would read",
+                                "point earmark at the audio folder itself")
     if kind in ("speech_commands", "test_archive"):
+        if adir is not None:
+            raise no_manifest
         return LayoutPlan(kind, root, name_pattern=name_pattern, speaker_table=spk, given=given)
     tables, speakers = _top_tables(root)
     spk = spk or (speakers[0] if len(speakers) == 1 else None)
-    noise = _noise(root)
-    split_files = find_split_manifests(root) if tables else {}
+    split_files = find_split_manifests(root, tables) if tables else {}
     if split_files:
-        note = "splits from the manifests' names: " + ", ".join(f"{p.name} -> {s}" for s, p in split_files.items())
-        return LayoutPlan("split_manifests", root, split_files, name_pattern, spk, noise, [note], given)
+        notes = ["splits from the manifests' names: " + ", ".join(f"{p.name} -> {s}" for s, p in split_files.items())]
+        others = [t.name for t in tables if t not in split_files.values()]
+        if others:
+            notes.append(f"not read (not a split's manifest): {', '.join(others)}; name one with --manifest instead")
+        data = _audio_root(root, adir)
+        return LayoutPlan("split_manifests", data, split_files, name_pattern, spk, _noise(data), notes, given, adir)
     if len(tables) == 1:
-        return LayoutPlan("manifest", root, {"all": tables[0]}, name_pattern, spk, noise, given=given)
+        data = _audio_root(root, adir)
+        return LayoutPlan("manifest", data, {"all": tables[0]}, name_pattern, spk, _noise(data), given=given,
+                          audio_dir=adir)
+    noise = _noise(root)
     if len(tables) > 1:
         cmds = "; ".join(f"earmark ingest {shlex.quote(str(root))} --manifest {t.name}" for t in tables)
         raise ManifestError(f"{root} holds several manifests", ", ".join(t.name for t in tables),
                             f"say which one: {cmds}")
+    if adir is not None:
+        raise no_manifest
     if name_pattern is not None:
         return LayoutPlan("name_pattern", root, {}, name_pattern, spk, noise, given=given)
     clips = walk_audio(root)[0]

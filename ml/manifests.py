@@ -300,14 +300,15 @@ def read_manifest(path: str | Path, columns: dict[str, str | None] | None = None
     return Manifest(root, records, types, [path], roles, "column" if "split" in roles else None, notes)
 
 
-def find_split_manifests(folder: Path) -> dict[str, Path]:
+def find_split_manifests(folder: Path, candidates: list[Path] | None = None) -> dict[str, Path]:
     """split -> manifest file for ``train.csv`` / ``val.csv`` / ``test.csv`` style files in ``folder``.
 
     Any manifest extension; stems as split folders (train/training, val/valid/validation/dev,
-    test/testing). Empty unless there is a train manifest and at least one other.
+    test/testing); only among ``candidates`` when given. Empty unless there is a train manifest
+    and at least one other.
     """
     found: dict[str, list[Path]] = {}
-    for p in sorted(Path(folder).iterdir()):
+    for p in sorted(candidates if candidates is not None else Path(folder).iterdir()):
         split = SPLIT_VALUES.get(p.stem.lower())
         if split and p.suffix.lower() in MANIFEST_EXTENSIONS and p.is_file():
             found.setdefault(split, []).append(p)

@@ -203,6 +203,26 @@ def test_common_voice_tsv_split_files_with_client_id_speakers(tmp_path):
     assert [(r.path, r.label, r.split, r.speaker) for r in m.records] == [
         ("c1.wav", "yes", "train", "aaa"), ("c2.wav", "no", "train", "bbb"), ("c3.wav", "yes", "validation", "ccc")]
     assert m.meta_types == {"up_votes": "number"}
+    plan = plan_layout(tmp_path, audio_dir="clips")
+    assert plan.kind == "split_manifests" and plan.root == tmp_path / "clips"
+    assert plan.command() == f"earmark ingest {tmp_path} --audio-dir clips"
+    assert [(r.path, r.split) for r in load_plan(plan, {"label": "sentence"})[0].records] == \
+        [(r.path, r.split) for r in m.records]
+    with pytest.raises(ManifestError, match="is not a folder inside"):
+        plan_layout(tmp_path, audio_dir="../..")
+
+
+def test_esc50_style_manifest_in_another_folder(tmp_path):
+    _clips(tmp_path / "audio", ["1-100-A-0.wav", "1-101-A-1.wav"])
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "esc50.csv").write_text(
+        "filename,fold,target,category,esc10\n1-100-A-0.wav,1,0,dog,True\n1-101-A-1.wav,2,1,rooster,False\n")
+    for plan in (plan_layout(tmp_path / "audio", manifest=tmp_path / "meta" / "esc50.csv"),
+                 plan_layout(tmp_path, manifest="meta/esc50.csv", audio_dir="audio")):
+        m, split = load_plan(plan)
+        assert [(r.path, r.label) for r in m.records] == [("1-100-A-0.wav", "dog"), ("1-101-A-1.wav", "rooster")]
+        assert m.meta_types == {"fold": "number", "meta_target": "number", "esc10": "boolean"}
+        assert split.source == "file_hash" and split.speaker_leakage == "not_checked"  # a fold is not a split
 
 
 def test_column_options_override_and_ambiguity_is_an_error(tmp_path):
@@ -364,3 +384,14 @@ def test_decode_native_length_and_rate_limits(tmp_path):
         assert e.value.reason == "sample_rate"
     with pytest.raises(AudioError, match="expected 16000 Hz"):  # decode itself is unchanged
         decode(write_wav_fast(tmp_path / "8k.wav", np.full(800, 0.1, np.float32), 8000))
+
+
+def test_parquet_nested_columns_are_ignored_and_a_broken_file_is_refused(tmp_path):
+    _clips(tmp_path, ["a.wav", "b.wav"])
+    pq.write_table(pa.table({"file_name": ["a.wav", "b.wav"], "label": [1, 2], "age": [30, None],
+                             "audio": [{"bytes": b"x", "path": "a"}, {"bytes": b"y", "path": "b"}]}), tmp_path / "m.pq")
+    m = read_manifest(tmp_path / "m.pq")
+    assert [(r.path, r.label, r.meta) for r in m.records] == [("a.wav", "1", {"age": 30}), ("b.wav", "2", {"age": None})]
+    assert m.meta_types == {"age": "number"} and "'audio' holds nested values" in m.notes[0]
+    err = _bad(tmp_path, b"PAR1 this is not parquet", "broken.parquet")
+    assert "not a readable Parquet file" in err.title
