@@ -109,6 +109,11 @@ def test_run_files_parquet_from_pyarrow_with_metadata_or_classes_argument(tmp_pa
                    chunked, row_group_size=2)
     assert pq.ParquetFile(chunked).num_row_groups == 3
     assert _same_bits(read_parquet(chunked).embeddings, run.embeddings)
+    fixed = {"path": paths.tolist(), "probs": probs.tolist(),  # as HF datasets writes a Sequence of known length
+             "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), 4),
+             "oof_probs": pa.array([None] * 6, pa.list_(pa.float32()))}
+    both = read_parquet(_parquet(tmp_path, fixed, name="fixed.parquet"))
+    assert _same_bits(both.embeddings, emb) and both.oof_probs is None  # a column of nulls only: no oof
 
 
 def test_run_files_logits_are_softmaxed(tmp_path):
@@ -175,6 +180,8 @@ def test_run_files_dataframe_numpy_and_torch(tmp_path):
     t = from_arrays(list(paths), classes=CLASSES, logits=torch.log(torch.from_numpy(probs)),
                     embeddings=torch.from_numpy(emb).requires_grad_(True))
     assert np.allclose(t.probs, probs, atol=1e-6) and _same_bits(t.embeddings, emb)
+    bf16 = from_arrays(paths, classes=CLASSES, probs=torch.from_numpy(probs).bfloat16())  # numpy has no bfloat16
+    assert np.allclose(bf16.probs, probs, atol=1e-2)
     ids = from_arrays(np.arange(6), key_kind="clip_id", classes=CLASSES, probs=probs)
     assert ids.keys.dtype == np.int64 and ids.key_kind == "clip_id"
     again = read_parquet(write_parquet(tmp_path / "ids.parquet", ids))
@@ -216,6 +223,14 @@ def test_run_files_refuse_mixed_embedding_dimensions(tmp_path):
     err = _refused(read_parquet, _parquet(tmp_path, {"path": paths.tolist(), "probs": probs.tolist(),
                                                      "embedding": rows}))
     assert "mixed lengths" in err.title and "5 rows of 4" in err.detail and f"row 3 ({paths[2]})" in err.detail
+    err = _refused(read_parquet, _parquet(tmp_path, {"path": paths.tolist(), "probs": probs.tolist(),
+                                                     "embedding": pa.array([[]] * 6, pa.list_(pa.float32()))},
+                                   name="empty.parquet"))
+    assert "`embedding` lists are empty" in err.title
+    holes = [r if i != 4 else None for i, r in enumerate(emb.tolist())]
+    err = _refused(read_parquet, _parquet(tmp_path, {"path": paths.tolist(), "probs": probs.tolist(),
+                                                     "embedding": holes}, name="holes.parquet"))
+    assert "missing in 1 rows" in err.title and "row 5" in err.detail
     df = pd.DataFrame({"path": paths, "probs": list(probs), "embedding": [np.asarray(r) for r in rows]})
     assert "mixed lengths" in _refused(from_dataframe, df, classes=CLASSES).title
     assert "mixed lengths" in _refused(from_arrays, paths, classes=CLASSES, probs=probs, embeddings=rows).title

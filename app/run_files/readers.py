@@ -54,8 +54,11 @@ def _sha256(p: Path) -> str:
     return h.hexdigest()
 
 
-def _matrix(col: pa.ChunkedArray, name: str, keys: np.ndarray, nullable: bool = False) -> np.ndarray:
-    """A list<number> column as a (N, D) array, from its flat values (no per-row Python)."""
+def _matrix(col: pa.ChunkedArray, name: str, keys: np.ndarray, nullable: bool = False) -> np.ndarray | None:
+    """A list<number> column as a (N, D) array, from its flat values (no per-row Python).
+
+    With ``nullable``, null rows become NaN rows, and a column of nulls only is None (absent).
+    """
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     t = arr.type
     if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) or not (
@@ -72,7 +75,12 @@ def _matrix(col: pa.ChunkedArray, name: str, keys: np.ndarray, nullable: bool = 
     if flat.null_count:
         raise problem(f"`{name}` lists hold {flat.null_count} null values", "every value must be a number",
                       "replace the nulls (or leave the rows out)")
-    d = int(lengths[0]) if len(lengths) else 0
+    if not valid.any():
+        return None  # nullable and all null
+    d = int(lengths[0])
+    if d == 0:
+        raise problem(f"`{name}` lists are empty", f"every `{name}` row has 0 values",
+                      f"write the vectors into `{name}`, or leave the column out")
     values = flat.to_numpy(zero_copy_only=False).reshape(-1, d)
     if valid.all():
         return values

@@ -81,7 +81,10 @@ def as_numpy(x: Any) -> np.ndarray:
         if hasattr(x, step) and callable(getattr(x, step)) and not isinstance(x, np.ndarray):
             x = getattr(x, step)()
     if hasattr(x, "numpy") and callable(x.numpy) and not isinstance(x, np.ndarray):
-        x = x.numpy()
+        try:
+            x = x.numpy()
+        except TypeError:  # a dtype numpy lacks (torch.bfloat16): widen it first
+            x = x.float().numpy()
     try:
         return np.asarray(x)
     except ValueError:  # ragged rows (lists of unequal length): one object per row, for the checks to name
