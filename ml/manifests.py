@@ -277,6 +277,8 @@ def finish(root: Path, records: list[ClipRecord], raw_types: dict[str, str], ver
                 values = [None if v is None or v == "" else str(v) for v in values]
         else:
             types[name], values = infer_meta_type(values)
+        if types[name] == "number":  # NaN (pandas' missing number, or the text "nan") is missing
+            values = [None if v != v else v for v in values]
         for r, v in zip(records, values, strict=True):
             r.meta[name] = v  # each record owns its meta dict; no copy of 105k records
     return records, types

@@ -388,7 +388,7 @@ def test_decode_native_length_and_rate_limits(tmp_path):
 
 def test_parquet_nested_columns_are_ignored_and_a_broken_file_is_refused(tmp_path):
     _clips(tmp_path, ["a.wav", "b.wav"])
-    pq.write_table(pa.table({"file_name": ["a.wav", "b.wav"], "label": [1, 2], "age": [30, None],
+    pq.write_table(pa.table({"file_name": ["a.wav", "b.wav"], "label": [1, 2], "age": [30, float("nan")],
                              "audio": [{"bytes": b"x", "path": "a"}, {"bytes": b"y", "path": "b"}]}), tmp_path / "m.pq")
     m = read_manifest(tmp_path / "m.pq")
     assert [(r.path, r.label, r.meta) for r in m.records] == [("a.wav", "1", {"age": 30}), ("b.wav", "2", {"age": None})]
