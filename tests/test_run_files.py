@@ -29,7 +29,8 @@ from app.run_files import (
     read_run_file,
     write_parquet,
 )
-from ml.speech_commands import task_named
+from ml.speech_commands import scan, task_named
+from tests.conftest import SHARED_SAMPLE, skip_or_fail
 
 CLASSES = ["yes", "no", "up"]
 WORDS_35 = ["backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
@@ -342,3 +343,25 @@ def test_run_files_refuse_paths_not_in_the_data_set():
     assert "cat/other5.wav" not in err.detail and "yes/spk0_nohash_0.wav" in err.hint
     by_id = from_arrays(np.array([1, 99]), key_kind="clip_id", classes=CLASSES, probs=_softmax(np.zeros((2, 3))))
     assert "1 of 2 clip ids" in _refused(match_keys, by_id, np.arange(4), clip_paths).title
+
+
+def test_run_files_12_class_export_against_the_real_v001_sample(tmp_path):
+    """A 12-class model's file over the real 30-word sample: maps, matches, and counts the clips it missed."""
+    if not SHARED_SAMPLE.is_dir():
+        skip_or_fail(f"the real Speech Commands sample is not at {SHARED_SAMPLE}")
+    entries = scan(SHARED_SAMPLE).entries
+    paths, labels = [e.path for e in entries], [e.label for e in entries]
+    v12 = task_named("v1-12").classes(labels)
+    keep = np.arange(len(paths)) % 30 != 7  # the file leaves 10 clips out
+    probs = _softmax(np.random.default_rng(5).normal(size=(int(keep.sum()), 12)))
+    file = write_parquet(tmp_path / "kws.parquet", from_arrays(np.array(paths, dtype=object)[keep], classes=v12,
+                                                                probs=probs, model="kws-12", task="v1-12"))
+    run = read_parquet(file)
+    cmap = map_classes(run, labels)
+    m = match_keys(run, np.arange(1000, 1000 + len(paths)), paths, root=SHARED_SAMPLE)
+    assert len(labels) == 300 and len(set(labels)) == 30 and cmap.unused == ("_silence_",)
+    assert len(m.uncovered) == 10 and m.coverage == pytest.approx(290 / 300)
+    targets = np.array(v12)[cmap.target_index(np.array(labels)[m.rows])]
+    filed = np.array(labels)[m.rows]
+    assert set(targets[~np.isin(filed, v12)]) == {"_unknown_"} and (targets[np.isin(filed, v12)] ==
+                                                                   filed[np.isin(filed, v12)]).all()
