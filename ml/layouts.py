@@ -46,7 +46,6 @@ from ml.tables import MANIFEST_EXTENSIONS, ManifestError, peek_columns
 
 # Speaker patterns applied with no option when every file name matches (see the module docstring).
 KNOWN_SPEAKER_PATTERNS = {"Arabic Speech Commands": r"(?P<speaker>\d{8})_NO_(?P<round>\d+)"}
-SC_KINDS = ("speech_commands", "test_archive", "split_folders", "folders")
 SPEAKER_LEAKAGE_NOT_CHECKED = "speaker leakage not checked: the clips' speakers are unknown"
 
 
@@ -260,7 +259,7 @@ def load_plan(plan: LayoutPlan, columns: dict[str, str | None] | None = None, ve
             m.notes.append(f"{plan.speaker_table.name} not joined: the clips have no speakers")
     # Speech Commands hashing by file name is re-done by speaker once a pattern gave speakers.
     if m.split_source == "hash":
-        m = replace(m, records=[replace(r, split=None) for r in m.records], split_source=None)
+        m = replace(m, records=[r.with_split(None) for r in m.records], split_source=None)
     return assign_splits(m, validation_percentage, testing_percentage)
 
 
@@ -288,8 +287,9 @@ def assign_splits(m: Manifest, validation_percentage: float = 10.0,
         raise ManifestError(f"{n - with_split} of {n} clips have no split", "; ".join(missing),
                             "give every clip a split, or none (earmark then splits by speaker)")
     pct = (validation_percentage, testing_percentage)
-    records = [replace(r, split=speaker_split(r.speaker, *pct) if r.speaker is not None
-                       else sc.which_set(r.path, *pct)) for r in m.records]
+    by_speaker = {s: speaker_split(s, *pct) for s in {r.speaker for r in m.records} if s is not None}
+    records = [r.with_split(by_speaker[r.speaker] if r.speaker is not None else sc.which_set(r.path, *pct))
+               for r in m.records]
     source = "speaker_hash" if known == n else "mixed_hash" if known else "file_hash"
     return replace(m, records=records, split_source=source), SplitPlan(source, leakage, known, n)
 

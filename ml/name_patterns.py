@@ -156,7 +156,8 @@ def apply_name_pattern(manifest: Manifest, pattern: str | NamePattern, label_fro
         if label is None:
             no_label.append(r.where or r.path)
         meta = {**r.meta, **{names[g]: f.get(g) for g in meta_groups}}
-        out.append(replace(r, meta=meta, **new))
+        out.append(ClipRecord(r.path, new.get("label", r.label), new.get("split", r.split),
+                              new.get("speaker", r.speaker), meta, r.where, r.word, r.utterance))
     for g, rows in conflicts.items():
         raise fail_rows(f"--name-pattern gives {len(rows)} clip(s) another {g} than the manifest", rows,
                         f"fix the manifest or the pattern; or drop the pattern's {g} group")
@@ -169,7 +170,8 @@ def apply_name_pattern(manifest: Manifest, pattern: str | NamePattern, label_fro
     types = dict(manifest.meta_types)
     for g in meta_groups:
         types[names[g]], values = infer_meta_type([r.meta[names[g]] for r in out])
-        out = [replace(r, meta={**r.meta, names[g]: v}) for r, v in zip(out, values, strict=True)]
+        for r, v in zip(out, values, strict=True):
+            r.meta[names[g]] = v  # the meta dicts were made above for these records
     n_rej = len(rejects) - len(manifest.rejects)
     notes.append(f"--name-pattern {pat.text} matched {len(out)} file(s)" + (f", {n_rej} did not match" if n_rej else ""))
     return replace(manifest, records=out, meta_types=types, notes=notes, rejects=rejects)
