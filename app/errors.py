@@ -33,3 +33,21 @@ class Conflict(EarmarkError):
     """The request clashes with the store's state (a run still training, a name taken)."""
 
     status = 409
+
+
+class ClipNotFound(NotFound):
+    """A clip id that does not exist: the one wording, wherever a clip is looked up."""
+
+    def __init__(self, clip_id: int):
+        super().__init__(f"no clip {clip_id}", hint="clip ids come from /api/clips or the Clips page")
+        self.clip_id = clip_id
+
+
+class FindingNotFound(NotFound):
+    """A finding id that does not exist: the one wording, wherever a finding is looked up."""
+
+    def __init__(self, finding_id: int):
+        super().__init__(f"no finding {finding_id}",
+                         hint="findings are listed on the Issues page and at /api/findings?run=R; "
+                              "every `earmark analyze` replaces them")
+        self.finding_id = finding_id

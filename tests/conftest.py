@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import text
 
 from app.config import Settings
+from app.store.db import Store as StoreHandle
 from app.store.db import make_engine, make_sessionmaker, upgrade
 
 PG_BASE_URL = os.environ.get("EARMARK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -49,14 +49,11 @@ def _pg_reachable() -> str | None:
 
 
 @dataclass
-class Store:
-    """A fresh, migrated store for one test."""
+class Store(StoreHandle):
+    """A fresh, migrated store for one test: the handle the pipeline takes, plus which database it is."""
 
-    kind: str  # "sqlite" | "postgresql"
-    url: str
-    engine: Engine
-    sessions: sessionmaker[Session]
-    settings: Settings
+    kind: str = "sqlite"  # "sqlite" | "postgresql"
+    url: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +68,7 @@ def _make_store(kind: str, tmp_path: Path, pg_problem: str | None):
         url = f"sqlite:///{data_dir / 'earmark.db'}"
         engine = make_engine(url)
         upgrade(engine)
-        yield Store(kind, url, engine, make_sessionmaker(engine), Settings(data_dir=data_dir, database_url=url, allowed_hosts=TEST_CLIENT_HOST))
+        yield Store(engine, make_sessionmaker(engine), Settings(data_dir=data_dir, database_url=url, allowed_hosts=TEST_CLIENT_HOST), kind, url)
         engine.dispose()
         return
     if pg_problem:
@@ -84,7 +81,7 @@ def _make_store(kind: str, tmp_path: Path, pg_problem: str | None):
     engine = make_engine(url)
     upgrade(engine)
     try:
-        yield Store(kind, url, engine, make_sessionmaker(engine), Settings(data_dir=data_dir, database_url=url, allowed_hosts=TEST_CLIENT_HOST))
+        yield Store(engine, make_sessionmaker(engine), Settings(data_dir=data_dir, database_url=url, allowed_hosts=TEST_CLIENT_HOST), kind, url)
     finally:
         engine.dispose()
         with admin.begin() as conn:

@@ -8,8 +8,21 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.errors import EarmarkError, NotFound
-from app.pipeline.analyze import analyze_run, flag_finding, top_finding
-from app.store.models import Clip, ClipScore, Dataset, Embedding, Finding, FindingClip, Flag, Prediction, Run
+from app.pipeline.analyze import analyze_run
+from app.pipeline.flags import flag_finding
+from app.store.findings import top_finding
+from app.store.models import (
+    Clip,
+    ClipScore,
+    Dataset,
+    Embedding,
+    Finding,
+    FindingClip,
+    Flag,
+    NeighborList,
+    Prediction,
+    Run,
+)
 from tests.factories import make_run
 
 N = 150
@@ -61,12 +74,14 @@ def planted(store, tmp_path):
 def test_analyze_finds_planted_defects(store, planted):
     fx, truth = planted
     with store.sessions() as s:
-        summary = analyze_run(s, fx.run_id)
+        summary = analyze_run(store, fx.run_id)
         assert summary.n_clips == N
         scores = {r.clip_id: r for r in s.scalars(select(ClipScore).where(ClipScore.run_id == fx.run_id))}
         assert len(scores) == N
         assert all(0 <= r.cutoff_score <= 1 for r in scores.values())
-        assert all(len(r.neighbors) == 10 and len(r.neighbor_sims) == 10 for r in scores.values())
+        # neighbour lists are `earmark project`'s alone: analyze computed its graph and stored none
+        assert not summary.neighbors_reused
+        assert s.scalar(select(func.count()).select_from(NeighborList)) == 0
         # cut-off
         assert min(scores[c].cutoff_score for c in truth["cut"]) >= 0.5
         cutoff = top_finding(s, fx.run_id, "cutoff")
@@ -100,10 +115,10 @@ def test_analyze_finds_planted_defects(store, planted):
 def test_analyze_twice_replaces_the_previous_analysis(store, planted):
     fx, _ = planted
     with store.sessions() as s:
-        analyze_run(s, fx.run_id)
+        analyze_run(store, fx.run_id)
         first = s.execute(select(Finding.kind, Finding.title, Finding.n_clips).where(Finding.run_id == fx.run_id)
                           .order_by(Finding.rank)).all()
-        analyze_run(s, fx.run_id)
+        analyze_run(store, fx.run_id)
         second = s.execute(select(Finding.kind, Finding.title, Finding.n_clips).where(Finding.run_id == fx.run_id)
                            .order_by(Finding.rank)).all()
         assert first == second
@@ -116,15 +131,15 @@ def test_analyze_twice_replaces_the_previous_analysis(store, planted):
 def test_flag_finding_flags_all_or_selected_clips(store, planted):
     fx, truth = planted
     with store.sessions() as s:
-        analyze_run(s, fx.run_id)
+        analyze_run(store, fx.run_id)
         cutoff = top_finding(s, fx.run_id, "cutoff")
-        n = flag_finding(s, cutoff.id)
+        n = flag_finding(s, cutoff.id).flagged
         assert n == cutoff.n_clips
         flags = s.scalars(select(Flag)).all()
         assert {f.clip_id for f in flags} >= set(truth["cut"])
         assert all(f.reason == "cutoff" and f.author == "auto" and f.finding_id == cutoff.id for f in flags)
         label = top_finding(s, fx.run_id, "label")
-        assert flag_finding(s, label.id, clip_ids=[truth["mis"]], author="ana") == 1
+        assert flag_finding(s, label.id, clip_ids=[truth["mis"]], author="ana").flagged == 1
         flag = s.scalars(select(Flag).where(Flag.clip_id == truth["mis"])).one()
         assert (flag.reason, flag.corrected_label, flag.author) == ("mislabeled", "yes", "ana")
         with pytest.raises(EarmarkError, match="not in finding"):
@@ -132,7 +147,7 @@ def test_flag_finding_flags_all_or_selected_clips(store, planted):
         with pytest.raises(NotFound):
             flag_finding(s, 999_999)
         # Re-analysis drops the old findings; the flags stay, their finding link cleared.
-        analyze_run(s, fx.run_id)
+        analyze_run(store, fx.run_id)
         s.expire_all()
         assert s.scalar(select(func.count()).select_from(Flag)) == len(flags) + (truth["mis"] not in truth["cut"])
         assert s.scalar(select(func.count()).select_from(Flag).where(Flag.finding_id.is_not(None))) == 0
@@ -144,9 +159,9 @@ def test_analyze_refuses_runs_without_predictions(store, tmp_path):
         s.execute(update(Run).where(Run.id == fx.run_id).values(status="training"))
         s.commit()
         with pytest.raises(EarmarkError, match="not complete"):
-            analyze_run(s, fx.run_id)
+            analyze_run(store, fx.run_id)
         with pytest.raises(NotFound):
-            analyze_run(s, "no-such-run")
+            analyze_run(store, "no-such-run")
 
 
 
@@ -183,13 +198,13 @@ def test_training_clips_without_folds_are_judged_by_their_neighbours(store, plan
         s.execute(update(Prediction).where(Prediction.run_id == fx.run_id, Prediction.clip_id == wrong)
                   .values(target="go"))
         s.commit()
-        summary = analyze_run(s, fx.run_id)
+        summary = analyze_run(store, fx.run_id)
         assert "by their neighbours' labels" in summary.label_scope
         row = s.get(ClipScore, (fx.run_id, wrong))
         assert row.label_issue and row.suggested_label == "yes"
         label = top_finding(s, fx.run_id, "label")
         assert label.stats["scope"]["train_clips_by_neighbors"] > 0
-        summary = analyze_run(s, fx.run_id, train_without_oof="skip")
+        summary = analyze_run(store, fx.run_id, train_without_oof="skip")
         assert "skipped" in summary.label_scope
         s.expire_all()
         assert not s.get(ClipScore, (fx.run_id, wrong)).label_issue

@@ -161,15 +161,15 @@ def _dataset(session, dataset_id):
     return ds, ids
 
 
-def test_scores_written_while_serving_are_picked_up(store, tmp_path, monkeypatch):
-    from app.store import queries
+def test_scores_written_while_serving_are_picked_up(store, tmp_path):
     from app.store.models import ClipScore, Finding
     from app.store.writes import bulk_insert
 
-    monkeypatch.setattr(queries, "RECHECK_S", 0.0)
     with store.sessions() as s:
         fx = make_run(s, tmp_path / "a", n_clips=30, write_audio=False, with_scores=False)
-    client = TestClient(create_app(store.settings))
+    web = create_app(store.settings)
+    web.state.run_cache.recheck_s = 0.0  # check the store on every request
+    client = TestClient(web)
     first = client.get(f"/api/clips?run={fx.run_id}&sort=cutoff&per_page=200").json()
     assert {c["cutoff_source"] for c in first["items"]} == {"signal"} and not first["has_scores"]
     with store.sessions() as s:

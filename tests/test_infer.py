@@ -37,9 +37,9 @@ def test_infer_writes_one_prediction_and_one_embedding_per_clip(store, tmp_path)
     with store.sessions() as s:
         ds, ids = make_dataset(s, tmp_path / "ds", n_clips=45, labels=["yes", "no", "up"])
         s.commit()
-    run_id = train_run(store.settings, ds.id, TrainConfig(**TINY))
+    run_id = train_run(store, ds.id, TrainConfig(**TINY))
     for _ in range(2):  # re-running replaces the rows, never duplicates them
-        infer_run(store.settings, run_id)
+        infer_run(store, run_id)
     with store.sessions() as s:
         run = s.get(Run, run_id)
         assert run.status == "complete" and run.finished_at is not None
@@ -79,7 +79,7 @@ def test_infer_refuses_a_run_still_training(sqlite_store, tmp_path):
         s.add(Run(dataset_id=ds.id, name="busy", model="melcnn", status="training", classes=[], config={}))
         s.commit()
     with pytest.raises(Conflict, match="no trained checkpoint"):
-        infer_run(sqlite_store.settings, "busy")
+        infer_run(sqlite_store, "busy")
 
 
 def test_killed_inference_leaves_no_visible_partial_run(sqlite_store, tmp_path):
@@ -87,7 +87,7 @@ def test_killed_inference_leaves_no_visible_partial_run(sqlite_store, tmp_path):
     with store.sessions() as s:
         ds, _ = make_dataset(s, tmp_path / "ds", n_clips=900, labels=["yes", "no", "up"])
         s.commit()
-    run_id = train_run(store.settings, ds.id, TrainConfig(**{**TINY, "eval_batch_size": 32, "dry_run": True}))
+    run_id = train_run(store, ds.id, TrainConfig(**{**TINY, "eval_batch_size": 32, "dry_run": True}))
     env = {**os.environ, "EARMARK_DATA_DIR": str(store.settings.data_dir), "EARMARK_DATABASE_URL": store.url}
     cmd = [sys.executable, "-c", "from app.cli import main; main()", "infer", "--run", str(run_id),
            "--batch-size", "32"]
@@ -113,7 +113,7 @@ def test_killed_inference_leaves_no_visible_partial_run(sqlite_store, tmp_path):
             assert status == "inferring"
             assert n_pred == n_emb == 0  # never half written
     assert interrupted >= 1
-    infer_run(store.settings, run_id)  # a later inference completes the run normally
+    infer_run(store, run_id)  # a later inference completes the run normally
     with store.sessions() as s:
         assert s.get(Run, run_id).status == "complete"
         assert _count(s, Prediction, run_id) == 900

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from app.errors import Conflict, EarmarkError, NotFound
-from app.pipeline.common import resolve_dataset
 from app.pipeline.ingest import ingest
+from app.store.datasets import resolve_dataset
 from app.store.models import Clip, Dataset, Reject, Run
 from tests.conftest import tone, write_wav
 from tests.ingest_helpers import (
@@ -43,7 +43,7 @@ def _count(store, model) -> int:
 
 
 def test_ingest_shared_sample_splits_speakers_no_leakage(store, shared_sample):
-    rep = ingest(store.settings, shared_sample, name="sample")
+    rep = ingest(store, shared_sample, name="sample")
     assert rep.splits == {"train": 205, "validation": 44, "test": 51}
     assert rep.n_speakers == 41 and rep.n_clips == 300 and rep.n_rejects == 0
     assert not rep.has_leakage and rep.leakage["counts"] == {
@@ -84,7 +84,7 @@ def test_ingest_rejects_each_bad_file_and_keeps_the_rest(store, tmp_path):
     root = tmp_path / "ds"
     good = make_training_layout(root)
     bad = _add_bad_files(root)
-    rep = ingest(store.settings, root, name="with-bad")
+    rep = ingest(store, root, name="with-bad")
     assert rep.n_clips == len(good) and rep.n_rejects == len(bad)
     assert {r: info["count"] for r, info in rep.rejects.items()} == {r: 1 for r in bad.values()}
     for path, reason in bad.items():
@@ -104,7 +104,7 @@ def test_ingest_rejects_a_bad_background_noise_file(sqlite_store, tmp_path):
     make_training_layout(root)
     write_wav(root / "_background_noise_" / "long_ok.wav", tone(5.0, amp=0.05))  # long noise is fine
     write_wav(root / "_background_noise_" / "phone.wav", tone(2.0, sample_rate=8000), sample_rate=8000)
-    rep = ingest(sqlite_store.settings, root)
+    rep = ingest(sqlite_store, root)
     with sqlite_store.sessions() as s:
         assert s.get(Dataset, rep.dataset_id).noise_files == ["_background_noise_/long_ok.wav",
                                                              "_background_noise_/white_noise.wav"]
@@ -114,12 +114,12 @@ def test_ingest_rejects_a_bad_background_noise_file(sqlite_store, tmp_path):
 def test_ingest_reingest_is_idempotent_and_keeps_runs(store, tmp_path):
     root = tmp_path / "ds"
     make_training_layout(root)
-    first = ingest(store.settings, root, name="idem")
+    first = ingest(store, root, name="idem")
     ids = {p: c.id for p, c in _clips(store, first.dataset_id).items()}
     with store.sessions() as s:
         s.add(Run(dataset_id=first.dataset_id, name="r1", model="melcnn", status="complete"))
         s.commit()
-    again = ingest(store.settings, root, name="idem")
+    again = ingest(store, root, name="idem")
     assert again.unchanged and again.dataset_id == first.dataset_id
     assert {p: c.id for p, c in _clips(store, first.dataset_id).items()} == ids
     assert _count(store, Dataset) == 1 and _count(store, Clip) == len(ids) and _count(store, Run) == 1
@@ -128,7 +128,7 @@ def test_ingest_reingest_is_idempotent_and_keeps_runs(store, tmp_path):
     # a changed folder is merged by path: kept clips keep their ids, new ones appear, removed ones go
     (root / "yes/0a7c2a8d_nohash_0.wav").unlink()
     write_wav(root / "yes/0a7c2a8d_nohash_5.wav", clip(777))
-    merged = ingest(store.settings, root, name="idem")
+    merged = ingest(store, root, name="idem")
     assert not merged.unchanged and merged.dataset_id == first.dataset_id
     now = {p: c.id for p, c in _clips(store, first.dataset_id).items()}
     assert "yes/0a7c2a8d_nohash_0.wav" not in now and "yes/0a7c2a8d_nohash_5.wav" in now
@@ -138,7 +138,7 @@ def test_ingest_reingest_is_idempotent_and_keeps_runs(store, tmp_path):
 
 def test_ingest_official_test_archive_keeps_the_word(store, tmp_path):
     make_test_archive(tmp_path / "test_set")
-    rep = ingest(store.settings, tmp_path / "test_set")
+    rep = ingest(store, tmp_path / "test_set")
     assert rep.name == "test_set" and rep.layout == "test_archive" and rep.split_source == "archive"
     assert rep.splits == {"train": 0, "validation": 0, "test": 11}
     clips = _clips(store, rep.dataset_id)
@@ -152,7 +152,7 @@ def test_ingest_plain_folders_split_by_hash(sqlite_store, tmp_path):
     paths = make_folder_layout(tmp_path / "pets")
     write_wav(tmp_path / "pets" / "cat" / "cut_nohash_0.wav", tone(1.0, amp=0.3, start=0.6))  # runs off the end
     paths.append("cat/cut_nohash_0.wav")
-    rep = ingest(sqlite_store.settings, tmp_path / "pets", name="pets")
+    rep = ingest(sqlite_store, tmp_path / "pets", name="pets")
     assert rep.layout == "folders" and rep.split_source == "hash" and rep.n_clips == len(paths)
     assert rep.n_cutoff_signal == 1 and _clips(sqlite_store, rep.dataset_id)["cat/cut_nohash_0.wav"].cutoff_signal
     assert rep.leakage["counts"]["speakers_in_several_splits"] == 0
@@ -162,7 +162,7 @@ def test_ingest_folder_per_split(sqlite_store, tmp_path):
     for i, rel in enumerate(("train/cat/a_nohash_0.wav", "train/dog/b_nohash_0.wav", "valid/cat/c_nohash_0.wav",
                              "test/dog/d_nohash_0.wav")):
         write_wav_fast(tmp_path / "sets" / rel, clip(i))
-    rep = ingest(sqlite_store.settings, tmp_path / "sets")
+    rep = ingest(sqlite_store, tmp_path / "sets")
     assert rep.layout == "split_folders" and rep.split_source == "folders" and rep.labels == ["cat", "dog"]
     assert rep.splits == {"train": 2, "validation": 1, "test": 1}
 
@@ -173,7 +173,7 @@ def test_ingest_reports_and_stores_leakage(sqlite_store, tmp_path):
     shutil.copy(root / "yes/0a7c2a8d_nohash_0.wav", root / "up/7fffffff_nohash_0.wav")  # same audio
     (root / "validation_list.txt").write_text("yes/0a7c2a8d_nohash_0.wav\nno/1b4c9b89_nohash_0.wav\n")
     (root / "testing_list.txt").write_text("no/1b4c9b89_nohash_0.wav\n")
-    rep = ingest(sqlite_store.settings, root, name="leaky")
+    rep = ingest(sqlite_store, root, name="leaky")
     counts = rep.leakage["counts"]
     assert rep.has_leakage
     assert rep.leakage["files_in_several_splits"] == ["no/1b4c9b89_nohash_0.wav"] and counts["files_in_several_splits"] == 1
@@ -191,8 +191,8 @@ def test_ingest_pool_matches_inline(sqlite_store, tmp_path):
     for i in range(450):
         write_wav_fast(root / ("ab"[i % 2]) / f"{i:08x}_nohash_0.wav", clip(i, seconds=0.1))
     (root / "a/broken_nohash_0.wav").write_text("nope")
-    inline = ingest(sqlite_store.settings, root, name="inline", workers=1)
-    pooled = ingest(sqlite_store.settings, root, name="pooled", workers=2)
+    inline = ingest(sqlite_store, root, name="inline", workers=1)
+    pooled = ingest(sqlite_store, root, name="pooled", workers=2)
     assert inline.n_clips == pooled.n_clips == 450 and inline.rejects.keys() == pooled.rejects.keys() == {"not_audio"}
 
     def rows(ds_id):
@@ -219,7 +219,7 @@ def test_ingest_survives_a_decoding_process_that_dies(sqlite_store, tmp_path, ca
             os.kill(victims[0].pid, signal.SIGKILL)
             killed.append(victims[0].pid)
 
-    rep = ingest(sqlite_store.settings, root, name="resilient", workers=2, progress=progress)
+    rep = ingest(sqlite_store, root, name="resilient", workers=2, progress=progress)
     assert killed and rep.n_clips == 600 and rep.n_rejects == 0
     assert "a decoding process died" in caplog.text  # the recovery path really ran
 
@@ -244,7 +244,7 @@ def test_ingest_does_not_hold_the_sqlite_write_lock_while_decoding(sqlite_store,
             con.close()
             wrote.append(stage)
 
-    rep = ingest(sqlite_store.settings, root, name="many", workers=1, progress=progress)
+    rep = ingest(sqlite_store, root, name="many", workers=1, progress=progress)
     assert wrote and rep.n_clips == 500 and _count(sqlite_store, Dataset) == 2
 
 
@@ -256,7 +256,7 @@ def test_ingest_cleans_up_a_stale_ingesting_row(store, tmp_path):
         s.commit()
         with pytest.raises(NotFound):
             resolve_dataset(s, "stale")
-    rep = ingest(store.settings, tmp_path / "ds", name="stale")
+    rep = ingest(store, tmp_path / "ds", name="stale")
     with store.sessions() as s:
         assert s.scalars(select(Dataset.status).where(Dataset.name == "stale")).all() == ["ready"]
         assert resolve_dataset(s, "stale").id == rep.dataset_id
@@ -274,12 +274,12 @@ def test_ingest_refuses_while_another_live_ingest_holds_the_name(sqlite_store, t
                           list_stats={"ingest_owner": owner}))
             s.commit()
         with pytest.raises(Conflict) as err:
-            ingest(sqlite_store.settings, tmp_path / "ds", name="busy")
+            ingest(sqlite_store, tmp_path / "ds", name="busy")
         assert "being ingested" in err.value.title
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert ingest(sqlite_store.settings, tmp_path / "ds", name="busy").n_clips == 12  # owner gone: row is stale
+    assert ingest(sqlite_store, tmp_path / "ds", name="busy").n_clips == 12  # owner gone: row is stale
 
 
 _KILL_SCRIPT = """
@@ -287,11 +287,12 @@ import sys, time
 from pathlib import Path
 from app.config import Settings
 from app.pipeline.ingest import ingest
+from app.store.db import open_store
 def progress(stage, done, total):
     print(stage, done, total, flush=True)
     if stage == "writing" and done >= 1000:
         time.sleep(60)  # hold the write transaction open half-way, so the kill lands mid-ingest
-ingest(Settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2]), sys.argv[3], name="big",
+ingest(open_store(Settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2])), sys.argv[3], name="big",
        progress=progress, workers=1)
 """
 
@@ -326,7 +327,7 @@ def test_ingest_killed_leaves_nothing_visible_and_reruns(store, tmp_path):
         with pytest.raises(NotFound):
             resolve_dataset(s, None)
         assert s.scalar(select(func.count()).select_from(Clip)) == 0  # the half-written clips rolled back
-    rep = ingest(store.settings, root, name="big")
+    rep = ingest(store, root, name="big")
     assert rep.n_clips == 2000 and not rep.unchanged
     assert _count(store, Dataset) == 1 and _count(store, Clip) == 2000
 
@@ -334,34 +335,34 @@ def test_ingest_killed_leaves_nothing_visible_and_reruns(store, tmp_path):
 def test_ingest_same_name_other_folder_conflicts(sqlite_store, tmp_path):
     make_folder_layout(tmp_path / "one")
     make_folder_layout(tmp_path / "two")
-    ingest(sqlite_store.settings, tmp_path / "one", name="pets")
+    ingest(sqlite_store, tmp_path / "one", name="pets")
     with pytest.raises(Conflict) as err:
-        ingest(sqlite_store.settings, tmp_path / "two", name="pets")
+        ingest(sqlite_store, tmp_path / "two", name="pets")
     assert "--name" in err.value.hint
 
 
 def test_ingest_missing_empty_and_all_bad_folders_give_clear_errors(sqlite_store, tmp_path):
     with pytest.raises(EarmarkError) as err:
-        ingest(sqlite_store.settings, tmp_path / "nope")
+        ingest(sqlite_store, tmp_path / "nope")
     assert "no such folder" in err.value.title and "earmark download" in err.value.hint
     (tmp_path / "empty").mkdir()
     with pytest.raises(EarmarkError) as err:
-        ingest(sqlite_store.settings, tmp_path / "empty")
+        ingest(sqlite_store, tmp_path / "empty")
     assert "no audio data set" in err.value.title and err.value.hint
     make_training_layout(tmp_path / "parent" / "speech_commands_v0.02")
     with pytest.raises(EarmarkError) as err:
-        ingest(sqlite_store.settings, tmp_path / "parent")
+        ingest(sqlite_store, tmp_path / "parent")
     assert "did you mean" in err.value.hint and "speech_commands_v0.02" in err.value.hint
     write_wav(tmp_path / "slow" / "cls" / "a_nohash_0.wav", tone(0.5, sample_rate=8000), sample_rate=8000)
     with pytest.raises(EarmarkError) as err:
-        ingest(sqlite_store.settings, tmp_path / "slow")
+        ingest(sqlite_store, tmp_path / "slow")
     assert "--sample-rate" in err.value.hint
     assert _count(sqlite_store, Dataset) == 0
-    rep = ingest(sqlite_store.settings, tmp_path / "slow", sample_rate=8000)
+    rep = ingest(sqlite_store, tmp_path / "slow", sample_rate=8000)
     assert rep.n_clips == 1
     for bad_name in ("42", "latest", "x" * 201, "a\nb", "  "):
         with pytest.raises(EarmarkError):
-            ingest(sqlite_store.settings, tmp_path / "slow", name=bad_name, sample_rate=8000)
+            ingest(sqlite_store, tmp_path / "slow", name=bad_name, sample_rate=8000)
     assert _count(sqlite_store, Dataset) == 1
 
 

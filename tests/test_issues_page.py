@@ -24,7 +24,7 @@ def analyzed(store, tmp_path):
     with store.sessions() as s:
         fx = make_run(s, tmp_path / "data", n_clips=N, write_audio=False, disagree_every=11)
         truth = _plant(s, fx)
-        analyze_run(s, fx.run_id)
+        analyze_run(store, fx.run_id)
         findings = s.scalars(select(Finding).where(Finding.run_id == fx.run_id).order_by(Finding.rank)).all()
     return TestClient(create_app(store.settings)), fx, truth, findings
 
@@ -153,7 +153,7 @@ def _demo_shaped_run(s, root):
 def test_issues_page_headline_names_the_cut_off_cluster_of_a_demo_shaped_run(store, tmp_path):
     with store.sessions() as s:
         fx, groups = _demo_shaped_run(s, tmp_path / "d")
-        analyze_run(s, fx.run_id)
+        analyze_run(store, fx.run_id)
         clusters = s.scalars(select(Finding).where(Finding.run_id == fx.run_id, Finding.kind == "cluster")
                              .order_by(Finding.rank)).all()
         members = [set(s.scalars(select(FindingClip.clip_id).where(FindingClip.finding_id == f.id)))

@@ -110,7 +110,7 @@ def test_log_mel_puts_a_tone_in_the_right_band():
     sr = 16000
     low = media.log_mel(tone(freq=300.0, amp=0.5), sr)
     high = media.log_mel(tone(freq=4000.0, amp=0.5), sr)
-    assert low.shape == high.shape and low.shape[0] == media.N_MELS
+    assert low.shape == high.shape and low.shape[0] == media.DISPLAY.n_mels
     assert int(np.argmax(low.mean(axis=1))) < int(np.argmax(high.mean(axis=1)))
     assert low.max() - low.min() <= media.TOP_DB + 1e-3
 

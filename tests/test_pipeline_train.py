@@ -9,10 +9,12 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from app.errors import EarmarkError
+from app.flags import CUTOFF, UNKNOWN
 from app.pipeline.infer import infer_run
-from app.pipeline.train import CUTOFF, UNKNOWN, train_run
+from app.pipeline.run_spec import RunSpec
+from app.pipeline.train import train_run
+from app.store.flags import upsert_flag
 from app.store.models import Clip, Epoch, Prediction, Run
-from app.store.writes import upsert_flag
 from ml.config import TrainConfig
 from tests.factories import make_dataset, make_run
 
@@ -44,8 +46,9 @@ def test_apply_flags_class_policy_adds_cutoff_class(store, tmp_path):
         ds, ids = make_dataset(s, tmp_path / "ds", n_clips=60)
         parent = make_run(s, tmp_path / "ds", dataset=(ds, ids), name="before").run_id
         flagged = _flag_some(s, ds.id)
-    run_id = train_run(store.settings, "fixture", TrainConfig(apply_flags=True, cutoff_policy="class", **TINY))
-    infer_run(store.settings, run_id)
+    run_id = train_run(store, "fixture", TrainConfig(**TINY),
+                       spec=RunSpec(apply_flags=True, cutoff_policy="class"))
+    infer_run(store, run_id)
     with store.sessions() as s:
         run = s.get(Run, run_id)
         assert run.status == "complete" and run.parent_run_id == parent
@@ -67,9 +70,9 @@ def test_apply_flags_exclude_policy_leaves_clips_out(sqlite_store, tmp_path):
     with store.sessions() as s:
         ds, _ids = make_dataset(s, tmp_path / "ds", n_clips=60)
         flagged = _flag_some(s, ds.id)
-    run_id = train_run(store.settings, ds.id, TrainConfig(apply_flags=True, cutoff_policy="exclude", **TINY),
+    run_id = train_run(store, ds.id, TrainConfig(**TINY), spec=RunSpec(apply_flags=True, cutoff_policy="exclude"),
                        name="excl")
-    infer_run(store.settings, "excl")
+    infer_run(store, "excl")
     with store.sessions() as s:
         run = s.get(Run, run_id)
         assert CUTOFF not in run.classes and run.parent_run_id is None  # no complete run to improve on
@@ -88,8 +91,9 @@ def test_apply_flags_in_the_12_class_task_uses_unknown(sqlite_store, tmp_path):
         ds, ids = make_dataset(s, tmp_path / "ds", n_clips=40, labels=labels)
         upsert_flag(s, ids[0], "cutoff")  # a 'yes' clip
         s.commit()
-    run_id = train_run(store.settings, ds.id, TrainConfig(classes="v1-12", apply_flags=True, **TINY))
-    infer_run(store.settings, run_id)
+    run_id = train_run(store, ds.id, TrainConfig(classes="v1-12", **TINY),
+                       spec=RunSpec(apply_flags=True))
+    infer_run(store, run_id)
     with store.sessions() as s:
         run = s.get(Run, run_id)
         assert len(run.classes) == 12 and run.classes[-2:] == [UNKNOWN, "_silence_"]
@@ -104,8 +108,8 @@ def test_folds_store_out_of_fold_probabilities_for_training_clips(sqlite_store, 
     with store.sessions() as s:
         ds, _ = make_dataset(s, tmp_path / "ds", n_clips=90, labels=["yes", "no", "up"])
         s.commit()
-    run_id = train_run(store.settings, ds.id, TrainConfig(folds=2, **TINY))
-    infer_run(store.settings, run_id)
+    run_id = train_run(store, ds.id, TrainConfig(**TINY), spec=RunSpec(folds=2))
+    infer_run(store, run_id)
     with store.sessions() as s:
         assert s.get(Run, run_id).folds == 2
         rows = s.execute(select(Clip.split, Prediction.oof_probs, Prediction.probs)
@@ -127,11 +131,11 @@ def test_train_runs_end_to_end_on_the_real_sample(sqlite_store, shared_sample, t
     store = sqlite_store
     root = tmp_path / "sample"
     shutil.copytree(shared_sample, root)
-    ingest(store.settings, root, name="sample", workers=1)
+    ingest(store, root, name="sample", workers=1)
     epochs = []
-    run_id = train_run(store.settings, "sample", TrainConfig(epochs=1, batch_size=32, width=8),
+    run_id = train_run(store, "sample", TrainConfig(epochs=1, batch_size=32, width=8),
                        progress=lambda stage, done, total: epochs.append(stage))
-    infer_run(store.settings, run_id)
+    infer_run(store, run_id)
     with store.sessions() as s:
         run = s.get(Run, run_id)
         assert run.status == "complete" and len(run.classes) == 30 and run.epochs_done == 1
@@ -145,12 +149,12 @@ def test_train_runs_end_to_end_on_the_real_sample(sqlite_store, shared_sample, t
 
 def test_train_errors_are_clear(sqlite_store, tmp_path):
     with pytest.raises(EarmarkError, match="no data set"):
-        train_run(sqlite_store.settings, "nope", TrainConfig(**TINY))
+        train_run(sqlite_store, "nope", TrainConfig(**TINY))
     with sqlite_store.sessions() as s:
         make_dataset(s, tmp_path / "ds", n_clips=20)
         s.commit()
     with pytest.raises(EarmarkError, match="invalid training settings"):
-        train_run(sqlite_store.settings, None, TrainConfig(model="resnet152", **TINY))
+        train_run(sqlite_store, None, TrainConfig(model="resnet152", **TINY))
 
 
 def test_cli_train_then_runs_lists_it(sqlite_store, tmp_path, monkeypatch):
@@ -177,18 +181,18 @@ def test_resume_after_an_interrupt_matches_an_uninterrupted_run(sqlite_store, tm
         ds, _ = make_dataset(s, tmp_path / "ds", n_clips=48, labels=["yes", "no", "up"])
         s.commit()
     cfg = TrainConfig(**{**TINY, "epochs": 2, "batch_size": 4})
-    whole = train_run(store.settings, ds.id, cfg, name="whole")
+    whole = train_run(store, ds.id, cfg, name="whole")
 
     def interrupt_in_epoch_two(stage: str, done: int, total: int) -> None:
         if stage == "training" and done > total // 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_run(store.settings, ds.id, cfg, name="cut", progress=interrupt_in_epoch_two)
+        train_run(store, ds.id, cfg, name="cut", progress=interrupt_in_epoch_two)
     with store.sessions() as s:
         cut = s.scalars(select(Run).where(Run.name == "cut")).one()
         assert cut.status == "failed" and cut.error == "interrupted" and cut.epochs_done == 1
-    assert train_run(store.settings, resume="cut") == cut.id
+    assert train_run(store, resume="cut") == cut.id
     with store.sessions() as s:
         run = s.get(Run, cut.id)
         assert run.status == "trained" and run.epochs_done == 2
@@ -198,7 +202,7 @@ def test_resume_after_an_interrupt_matches_an_uninterrupted_run(sqlite_store, tm
     for k in a:
         assert torch.equal(a[k], b[k]), k
     with pytest.raises(EarmarkError, match="finished training"):
-        train_run(store.settings, resume="cut")
+        train_run(store, resume="cut")
 
 
 def test_apply_flags_mislabeled_as_cutoff_follows_the_cutoff_policy(sqlite_store, tmp_path):
@@ -208,7 +212,8 @@ def test_apply_flags_mislabeled_as_cutoff_follows_the_cutoff_policy(sqlite_store
         ds, ids = make_dataset(s, tmp_path / "ds", n_clips=40)
         upsert_flag(s, ids[0], "mislabeled", CUTOFF)
         s.commit()
-    run_id = train_run(store.settings, ds.id, TrainConfig(apply_flags=True, cutoff_policy="class", **TINY))
+    run_id = train_run(store, ds.id, TrainConfig(**TINY),
+                       spec=RunSpec(apply_flags=True, cutoff_policy="class"))
     with store.sessions() as s:
         run = s.get(Run, run_id)
         assert run.classes[-1] == CUTOFF

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from app.errors import Conflict
 from app.pipeline.analyze import analyze_run
 from app.pipeline.project import project_run
-from app.store.models import Clip, ClipScore, Embedding, Projection
+from app.store.models import Clip, ClipScore, Embedding, NeighborList, Projection
 from ml.analysis.neighbors import knn_cosine
 from ml.analysis.projection import umap_2d
 from tests.factories import make_run
@@ -41,25 +41,33 @@ def test_project_stores_coordinates_and_neighbors_and_replaces_them(store, tmp_p
         s.execute(update(Embedding).where(Embedding.run_id == fx.run_id, Embedding.clip_id == b).values(vector=vec))
         s.commit()
         old = dict(s.execute(select(Projection.clip_id, Projection.x).where(Projection.run_id == fx.run_id)).all())
+        scores_before = s.execute(select(ClipScore.clip_id, ClipScore.cutoff_score).order_by(ClipScore.clip_id)).all()
         steps = []
-        summary = project_run(s, fx.run_id, seed=0, progress=lambda step, i, n: steps.append(step))
+        summary = project_run(store, fx.run_id, seed=0, progress=lambda step, i, n: steps.append(step))
         assert summary.n_clips == N and summary.umap_s > 0 and summary.warmup_s > 0
         assert steps[0].startswith("loading") and steps[-1] == "done"
         new = dict(s.execute(select(Projection.clip_id, Projection.x).where(Projection.run_id == fx.run_id)).all())
         assert set(new) == set(old) and new != old
         assert s.scalar(select(func.count()).select_from(Projection)) == N
-        rows = {r.clip_id: r for r in s.scalars(select(ClipScore).where(ClipScore.run_id == fx.run_id))}
+        rows = {r.clip_id: r for r in s.scalars(select(NeighborList).where(NeighborList.run_id == fx.run_id))}
         assert len(rows) == N
-        assert rows[b].neighbors[0] == a and rows[b].neighbor_sims[0] > 0.999
-        assert all(len(r.neighbors) == 10 and r.clip_id not in r.neighbors for r in rows.values())
-        assert all(r.neighbor_sims == sorted(r.neighbor_sims, reverse=True) for r in rows.values())
+        assert rows[b].neighbor_ids[0] == a and rows[b].similarities[0] > 0.999
+        assert all(len(r.neighbor_ids) == 10 and r.clip_id not in r.neighbor_ids for r in rows.values())
+        assert all(r.similarities == sorted(r.similarities, reverse=True) for r in rows.values())
+        # project writes no scores (analyze is their one writer)
+        assert s.execute(select(ClipScore.clip_id, ClipScore.cutoff_score).order_by(ClipScore.clip_id)).all() \
+            == scores_before
 
-        # analyze keeps the graph (and reuses it); project after analyze keeps the analysis columns.
-        summary = analyze_run(s, fx.run_id)
+        # analyze reuses the graph and leaves it as it is; project after analyze keeps the analysis.
+        s.commit()
+        lists = {r.clip_id: (r.neighbor_ids, r.similarities) for r in rows.values()}
+        summary = analyze_run(store, fx.run_id)
         assert summary.neighbors_reused
         s.expire_all()
+        assert {r.clip_id: (r.neighbor_ids, r.similarities) for r in s.scalars(select(NeighborList))} == lists
         cut = {r.clip_id: (r.cutoff_score, r.cluster) for r in s.scalars(select(ClipScore))}
-        project_run(s, fx.run_id, seed=1)
+        assert len(cut) == N
+        project_run(store, fx.run_id, seed=1)
         s.expire_all()
         assert {r.clip_id: (r.cutoff_score, r.cluster) for r in s.scalars(select(ClipScore))} == cut
         assert s.scalar(select(func.count()).select_from(Projection)) == N
@@ -68,8 +76,8 @@ def test_project_stores_coordinates_and_neighbors_and_replaces_them(store, tmp_p
 def test_project_refuses_a_run_without_embeddings(store, tmp_path):
     with store.sessions() as s:
         fx = make_run(s, tmp_path / "d", n_clips=12, write_audio=False)
-        s.query(Embedding).filter(Embedding.run_id == fx.run_id).delete()
+        s.execute(delete(Embedding).where(Embedding.run_id == fx.run_id))
         s.commit()
         with pytest.raises(Conflict, match="no embeddings"):
-            project_run(s, fx.run_id)
+            project_run(store, fx.run_id)
         assert s.scalar(select(func.count()).select_from(Clip)) == 12

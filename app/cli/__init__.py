@@ -28,12 +28,7 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
 
 
 # Register the command modules (each adds its commands to `app`).
-for _optional in ("data", "synth", "model", "analysis", "flags", "serve"):
-    try:
-        __import__(f"app.cli.{_optional}")
-    except ModuleNotFoundError as exc:  # a module not written yet must not break the others
-        if exc.name != f"app.cli.{_optional}":
-            raise
+from app.cli import analysis, data, flags, model, serve, synth  # noqa: E402, F401 - imported to register
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from app.cli import app
-from app.cli.common import console, progress_bar, settings, user_errors
+from app.cli.common import console, progress_bar, store, user_errors
 
 
 @contextmanager
@@ -31,12 +31,9 @@ def project(
 ) -> None:
     """UMAP the run's embeddings to 2-D for the cloud, and precompute each clip's nearest clips."""
     from app.pipeline.project import project_run
-    from app.store.db import open_store
 
-    with user_errors():
-        _, sessions = open_store(settings())
-        with sessions() as session, _steps() as progress:
-            s = project_run(session, run, progress=progress, seed=None if seed < 0 else seed, neighbors=neighbors)
+    with user_errors(), _steps() as progress:
+        s = project_run(store(), run, progress=progress, seed=None if seed < 0 else seed, neighbors=neighbors)
     console.print(f"projected run {s.run_id}: {s.n_clips:,} clips; numba warm-up {s.warmup_s:.1f}s, "
                   f"neighbours {s.neighbors_s:.1f}s, UMAP {s.umap_s:.1f}s, write {s.write_s:.1f}s")
 
@@ -51,19 +48,18 @@ def analyze(
 ) -> None:
     """Run every detector (cut-off, label issues, error clusters, duplicates, outliers) and rank the findings."""
     from app.pipeline.analyze import analyze_run
-    from app.store.db import open_store
-    from app.store.models import Finding
+    from app.store.findings import findings_of
 
     with user_errors():
         if train_without_oof not in ("neighbors", "skip"):
             from app.errors import EarmarkError
 
             raise EarmarkError(f"--train-without-oof must be 'neighbors' or 'skip', not {train_without_oof!r}")
-        _, sessions = open_store(settings())
-        with sessions() as session:
-            with _steps() as progress:
-                s = analyze_run(session, run, progress=progress, seed=seed, train_without_oof=train_without_oof)
-            findings = session.query(Finding).filter(Finding.run_id == s.run_id).order_by(Finding.rank).all()
+        st = store()
+        with _steps() as progress:
+            s = analyze_run(st, run, progress=progress, seed=seed, train_without_oof=train_without_oof)
+        with st.session() as session:
+            findings = findings_of(session, s.run_id)
     console.print(f"analyzed run {s.run_id}: {s.n_clips:,} clips in {s.timings.get('total', 0):.1f}s; "
                   f"{s.n_cutoff:,} look cut off, {s.n_label_issues:,} label issues, {s.n_clusters} clusters, "
                   f"{s.n_duplicate_pairs:,} duplicate pairs")
@@ -82,24 +78,33 @@ def flag_finding_cmd(
     run: str = typer.Option(None, "--run", "-r", help="With --top: run id or name, or 'latest'. Default: none."),
     top: str = typer.Option(None, help="With --run: flag the best-ranked finding of this kind "
                             "(cutoff, label, cluster, duplicate, outlier). Default: none."),
-    author: str = typer.Option("auto", help="Author recorded on the flags. Default: auto."),
+    author: str = typer.Option("auto", help="Author recorded on the flags. Default: auto (a detector)."),
+    overwrite_people: bool = typer.Option(False, "--overwrite-people",
+                                          help="Also replace flags that people wrote. Default: keep them."),
 ) -> None:
-    """Flag every clip of a finding with its reason and suggested label (author 'auto')."""
+    """Flag every clip of a finding with its reason and suggested label (author 'auto').
+
+    Flags that people wrote are kept unless --overwrite-people; the output says how many.
+    """
     from app.errors import EarmarkError
-    from app.pipeline.analyze import flag_finding, top_finding
-    from app.store.db import open_store
+    from app.pipeline.flags import flag_finding, flag_top_finding
+    from app.store.findings import get_finding
 
     with user_errors():
         if (finding is None) == (top is None):
             raise EarmarkError("give a finding id, or --run R --top KIND",
                                hint="e.g. `earmark flag-finding 3` or `earmark flag-finding --run latest --top cutoff`")
-        _, sessions = open_store(settings())
-        with sessions() as session:
-            f = top_finding(session, run or "latest", top) if top else None
-            fid = f.id if f else finding
-            n = flag_finding(session, fid, author=author)
-            from app.pipeline.analyze import get_finding
-
-            f = get_finding(session, fid)
-            console.print(f"flagged {n:,} clips of finding {f.id} ({f.kind}: {f.title}) as "
+        with store().session() as session:
+            if top:
+                f, res = flag_top_finding(session, run or "latest", top, author, overwrite_people)
+            else:
+                f = get_finding(session, finding)
+                res = flag_finding(session, f.id, author=author, overwrite_people=overwrite_people)
+            console.print(f"flagged {res.flagged:,} clips of finding {f.id} ({f.kind}: {f.title}) as "
                           f"{f.reason or 'other'}")
+            if res.kept or res.replaced or res.skipped:
+                console.print(f"  kept {res.kept:,} flag(s) people wrote"
+                              + (f", replaced {res.replaced:,}" if res.replaced else "")
+                              + (" (use --overwrite-people to replace them)" if res.kept else "")
+                              + (f"; skipped {res.skipped:,} clip(s) without a suggested label" if res.skipped
+                                 else ""))

@@ -34,6 +34,13 @@ def settings() -> Settings:
     return Settings()
 
 
+def store():
+    """The store for this invocation (``app.store.db.Store``), schema at head: what every pipeline step takes."""
+    from app.store.db import open_store
+
+    return open_store(settings())
+
+
 @contextmanager
 def user_errors():
     """Turn ``EarmarkError`` into a short message and exit code 1."""

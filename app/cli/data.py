@@ -16,7 +16,7 @@ from rich.progress import (
 from rich.table import Table
 
 from app.cli import app
-from app.cli.common import console, progress_bar, settings, user_errors
+from app.cli.common import console, progress_bar, store, user_errors
 
 download_app = typer.Typer(help="Fetch public data sets (with resume, checksum and safe extraction).",
                            no_args_is_help=True)
@@ -46,7 +46,7 @@ def ingest(
         def on_progress(stage: str, done: int, total: int) -> None:
             bar.update(task, description=_STAGE_TEXT.get(stage, stage), completed=done, total=total or None)
 
-        report = run_ingest(settings(), path, name=name, progress=on_progress, sample_rate=sample_rate,
+        report = run_ingest(store(), path, name=name, progress=on_progress, sample_rate=sample_rate,
                             max_seconds=max_seconds, workers=workers or None)
     print_report(report)
 

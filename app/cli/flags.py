@@ -17,7 +17,7 @@ from app.flags import POLICIES, REASONS
 def _sessions():
     from app.store.db import open_store
 
-    return open_store(settings())[1]
+    return open_store(settings()).sessions
 
 
 @app.command("flags")

@@ -8,7 +8,7 @@ from rich.progress import (
 )
 
 from app.cli import app
-from app.cli.common import console, progress_bar, settings, user_errors
+from app.cli.common import console, progress_bar, store, user_errors
 
 _STAGE_TEXT = {"decoding": "decoding waveforms (once, then cached)", "training": "training",
                "inferring": "inference + embeddings", "writing": "writing predictions"}
@@ -71,13 +71,13 @@ def train(
     spec = RunSpec(apply_flags=apply_flags, cutoff_policy=cutoff_policy, folds=folds)
     main = dist_env().is_main
     with user_errors():
-        s = settings()
+        s = store()
         with progress_bar() as bar:
             run_id = train_run(s, dataset, cfg, name=name, parent=parent, resume=resume,
                                progress=_progress(bar) if main else None, spec=spec)
         if not main:
             return
-        console.print(f"[green]trained[/] run {run_id}; checkpoints in {s.runs_dir / str(run_id)}")
+        console.print(f"[green]trained[/] run {run_id}; checkpoints in {s.settings.runs_dir / str(run_id)}")
         if infer and not dry_run:
             with progress_bar() as bar:
                 infer_run(s, run_id, progress=_progress(bar))
@@ -94,7 +94,7 @@ def infer_cmd(
     from app.pipeline.infer import infer_run
 
     with user_errors():
-        s = settings()
+        s = store()
         with progress_bar() as bar:
             run_id = infer_run(s, run, progress=_progress(bar), batch_size=batch_size or None)
         _print_runs(s, only=run_id)
@@ -104,23 +104,25 @@ def infer_cmd(
 def runs() -> None:
     """List the runs: id, name, model, status, epochs and per-split accuracy / macro-F1."""
     with user_errors():
-        _print_runs(settings())
+        _print_runs(store())
 
 
 def _print_runs(s, only: int | None = None) -> None:
-    from app.pipeline.infer import list_runs
+    """Print the runs of store ``s`` (or only run ``only``)."""
+    from app.store.runs import list_runs
 
-    rows = [r for r in list_runs(s) if only is None or r["id"] == only]
+    with s.session() as session:
+        rows = [r for r in list_runs(session) if only is None or r.id == only]
     if not rows:
         console.print("no runs yet; train one with `earmark train --dataset NAME`")
         return
     console.print("[bold]runs[/] (accuracy / macro-F1 in % per split)")
     for r in rows:
         def cell(split: str, r=r) -> str:
-            m = r["metrics"].get(split)
+            m = r.metrics.get(split)
             return f"{100 * m['accuracy']:.1f}/{100 * m['macro_f1']:.1f}" if m else "-"
 
-        status = r["status"] if r["status"] != "failed" else f"[red]failed[/] ({(r['error'] or '')[:60]})"
-        console.print(f"  [bold]{r['id']}[/]  {r['name']} [dim]({r['dataset']})[/]  {r['model']}  {status}  "
-                      f"epochs {r['epochs']}/{r['planned_epochs']}  train {cell('train')}  "
+        status = r.status if r.status != "failed" else f"[red]failed[/] ({(r.error or '')[:60]})"
+        console.print(f"  [bold]{r.id}[/]  {r.name} [dim]({r.dataset})[/]  {r.model}  {status}  "
+                      f"epochs {r.epochs}/{r.planned_epochs}  train {cell('train')}  "
                       f"val {cell('validation')}  test {cell('test')}", soft_wrap=True, highlight=False)

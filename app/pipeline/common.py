@@ -1,47 +1,24 @@
-"""Resolving what the user names (a data set, a run) into rows, with errors that say what exists."""
+"""What every pipeline entry point shares: the ``Progress`` callback and its no-op.
+
+Every entry point (``ingest``, ``train_run``, ``infer_run``, ``project_run``, ``analyze_run``,
+``compare``...) takes a ``Store`` (``app.store.db``) first and an optional ``progress``; it opens
+its own sessions from the store, so it decides where its transactions begin and end.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+import logging
+from typing import Protocol
 
-from app.errors import NotFound
-from app.store.models import Dataset, Run
-
-
-def resolve_dataset(session: Session, ref: str | int | None) -> Dataset:
-    """A ready data set by id or name; ``None`` means the only (or newest) one."""
-    ready = select(Dataset).where(Dataset.status == "ready")
-    if ref is None or ref == "latest":
-        ds = session.scalars(ready.order_by(Dataset.id.desc())).first()
-    elif isinstance(ref, int) or str(ref).isdigit():
-        ds = session.scalars(ready.where(Dataset.id == int(ref))).first()
-    else:
-        ds = session.scalars(ready.where(Dataset.name == str(ref))).first()
-    if ds is None:
-        names = session.scalars(select(Dataset.name).where(Dataset.status == "ready")).all()
-        raise NotFound(
-            f"no data set {ref!r}" if ref not in (None, "latest") else "no data set has been ingested yet",
-            detail=f"known data sets: {', '.join(names) or 'none'}",
-            hint="run `earmark ingest PATH --name NAME` first",
-        )
-    return ds
+log = logging.getLogger(__name__)
 
 
-def resolve_run(session: Session, ref: str | int | None) -> Run:
-    """A run by id, by name (the newest of that name), or ``latest``/``None`` for the newest run."""
-    q = select(Run)
-    if ref is None or ref == "latest":
-        run = session.scalars(q.order_by(Run.id.desc())).first()
-    elif isinstance(ref, int) or str(ref).isdigit():
-        run = session.get(Run, int(ref))
-    else:
-        run = session.scalars(q.where(Run.name == str(ref)).order_by(Run.id.desc())).first()
-    if run is None:
-        known = session.execute(select(Run.id, Run.name).order_by(Run.id)).all()
-        raise NotFound(
-            f"no run {ref!r}" if ref not in (None, "latest") else "there are no runs yet",
-            detail="known runs: " + (", ".join(f"{i} ({n})" for i, n in known) or "none"),
-            hint="train one with `earmark train --dataset NAME`; list them with `earmark runs`",
-        )
-    return run
+class Progress(Protocol):
+    """``progress(step, done, total)``: what a long step is doing and how far it got."""
+
+    def __call__(self, step: str, done: int, total: int) -> None: ...
+
+
+def no_progress(step: str, done: int, total: int) -> None:
+    """The ``Progress`` used when the caller passes none: log at INFO and nothing more."""
+    log.info("%s (%d/%d)", step, done, total)

@@ -14,15 +14,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, select
 
-from app.config import Settings
 from app.errors import Conflict, EarmarkError
-from app.pipeline.common import resolve_run
-from app.pipeline.train import Progress, load_clips, run_targets
-from app.store.db import open_store
-from app.store.models import Dataset, Embedding, Prediction, Run, utcnow
-from app.store.writes import bulk_insert
+from app.pipeline.common import Progress
+from app.pipeline.train import run_targets
+from app.store.clips import load_clips
+from app.store.datasets import get_dataset
+from app.store.db import Store
+from app.store.models import utcnow
+from app.store.predictions import PredictionRow, replace_predictions
+from app.store.runs import get_run, resolve_run, set_run_status
 from ml.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -53,15 +54,15 @@ def _oof_probs(run_path: Path, clip_ids: list[int], waves, device, n_classes: in
     return out
 
 
-def infer_run(settings: Settings, run_ref: str | int | None = None, progress: Progress | None = None,
+def infer_run(store: Store, run_ref: str | int | None = None, progress: Progress | None = None,
               batch_size: int | None = None) -> int:
     """Predict every clip of the run's data set with its best checkpoint; returns the run id."""
     from ml.data import DataError, load_waveforms
     from ml.device import pick_device
     from ml.infer import classification_metrics, cross_entropy, load_checkpoint, predict
 
-    _, sessions = open_store(settings)
-    with sessions() as s:
+    settings = store.settings
+    with store.session() as s:
         run = resolve_run(s, run_ref)
         if run.status == "training" or not run.checkpoint:
             raise Conflict(f"run {run.id} has no trained checkpoint (status {run.status})",
@@ -72,7 +73,7 @@ def infer_run(settings: Settings, run_ref: str | int | None = None, progress: Pr
         run_id, checkpoint, classes = run.id, Path(run.checkpoint), list(run.classes)
         cfg = TrainConfig.from_dict(run.config)
         label_map, folds = dict(run.label_map or {}), int(run.folds or 0)
-        ds = s.get(Dataset, run.dataset_id)
+        ds = get_dataset(s, run.dataset_id)
         root = Path(ds.root)
         clips = load_clips(s, ds.id)
         run.status, run.error = "inferring", None
@@ -102,13 +103,10 @@ def infer_run(settings: Settings, run_ref: str | int | None = None, progress: Pr
         conf = probs[np.arange(len(pred)), pred]
         loss = cross_entropy(probs, np.where(tgt >= 0, tgt, 0))
         loss[tgt < 0] = float(-np.log(1e-12))
-        pred_rows, emb_rows = [], []
-        for i, cid in enumerate(clips.ids):
-            o = oof.get(cid)
-            pred_rows.append(dict(run_id=run_id, clip_id=cid, target=names[i], pred=classes[pred[i]],
-                                  confidence=float(conf[i]), loss=float(loss[i]), agree=bool(tgt[i] == pred[i]),
-                                  probs=probs[i].tobytes(), oof_probs=None if o is None else o.tobytes()))
-            emb_rows.append(dict(run_id=run_id, clip_id=cid, vector=embs[i].tobytes()))
+        pred_rows = [PredictionRow(clip_id=cid, target=names[i], pred=classes[pred[i]], confidence=float(conf[i]),
+                                   loss=float(loss[i]), agree=bool(tgt[i] == pred[i]), probs=probs[i],
+                                   embedding=embs[i], oof_probs=oof.get(cid))
+                     for i, cid in enumerate(clips.ids)]
         splits = np.array(clips.splits)
         metrics = {}
         for split in ("train", "validation", "test"):
@@ -118,39 +116,17 @@ def infer_run(settings: Settings, run_ref: str | int | None = None, progress: Pr
 
         if progress:
             progress("writing", 0, len(pred_rows))
-        with sessions() as s, s.begin():  # ONE transaction: all rows and 'complete', or nothing
-            s.execute(delete(Prediction).where(Prediction.run_id == run_id))
-            s.execute(delete(Embedding).where(Embedding.run_id == run_id))
-            bulk_insert(s, Prediction, pred_rows)
-            bulk_insert(s, Embedding, emb_rows)
-            run = s.get(Run, run_id)
+        with store.session() as s, s.begin():  # ONE transaction: all rows and 'complete', or nothing
+            replace_predictions(s, run_id, pred_rows)
+            run = get_run(s, run_id)
             run.metrics, run.status, run.finished_at = metrics, "complete", utcnow()
             run.n_params, run.embedding_dim = lm.n_params, lm.embedding_dim
         if progress:
             progress("writing", len(pred_rows), len(pred_rows))
     except BaseException as exc:
-        with sessions() as s:
-            run = s.get(Run, run_id)
-            run.status = "failed"
-            run.error = "inference interrupted" if isinstance(exc, KeyboardInterrupt) else \
-                f"inference failed: {type(exc).__name__}: {exc}"
+        with store.session() as s:
+            set_run_status(s, run_id, "failed", "inference interrupted" if isinstance(exc, KeyboardInterrupt)
+                           else f"inference failed: {type(exc).__name__}: {exc}")
             s.commit()
         raise
     return run_id
-
-
-def list_runs(settings: Settings) -> list[dict]:
-    """Every run with what `earmark runs` shows: id, name, model, status, epochs, data set, metrics."""
-    _, sessions = open_store(settings)
-    with sessions() as s:
-        rows = s.execute(select(Run, Dataset.name).join(Dataset, Dataset.id == Run.dataset_id)
-                         .order_by(Run.id)).all()
-        out = []
-        for run, ds_name in rows:
-            out.append({"id": run.id, "name": run.name, "dataset": ds_name, "model": run.model,
-                        "status": run.status, "epochs": run.epochs_done,
-                        "planned_epochs": (run.config or {}).get("epochs"), "classes": len(run.classes or []),
-                        "folds": run.folds, "parent": run.parent_run_id, "error": run.error,
-                        "metrics": {k: {"accuracy": v.get("accuracy"), "macro_f1": v.get("macro_f1")}
-                                    for k, v in (run.metrics or {}).items()}})
-        return out

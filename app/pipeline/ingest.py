@@ -19,18 +19,18 @@ import multiprocessing as mp
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from app.config import Settings
 from app.errors import Conflict, EarmarkError
+from app.pipeline.common import Progress, no_progress
 from app.pipeline.ingest_report import IngestReport, build_report, leakage_report
-from app.store.db import open_store
+from app.store.db import Store
 from app.store.models import Clip, Dataset, Reject
 from app.store.writes import bulk_insert
 from ml.analysis.signal import signal_stats
@@ -40,7 +40,6 @@ from ml.speech_commands import Layout, LayoutError, scan
 log = logging.getLogger(__name__)
 
 # progress(stage, done, total); stage is "scanning", "decoding", "writing" or "finishing".
-Progress = Callable[[str, int, int], None]
 
 CHUNK = 512  # files per pool task: large enough that IPC is negligible
 INLINE_BELOW = 400  # decode in-process below this many files (a pool costs more than it saves)
@@ -198,7 +197,7 @@ def _claim(session: Session, name: str, root: Path, layout: Layout, fingerprint:
     return ds, True
 
 
-def ingest(settings: Settings, path: str | Path, name: str | None = None, progress: Progress | None = None, *,
+def ingest(store: Store, path: str | Path, name: str | None = None, progress: Progress | None = None, *,
            sample_rate: int = 16000, max_seconds: float | None = 1.0, workers: int | None = None) -> IngestReport:
     """Ingest the data set folder at ``path`` under ``name`` (default: the folder's name).
 
@@ -219,7 +218,7 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
     if sample_rate <= 0 or (max_seconds is not None and max_seconds <= 0):
         raise EarmarkError("the sample rate and the longest clip must be positive",
                            detail=f"sample rate {sample_rate}, max seconds {max_seconds}", status=422)
-    report = progress or (lambda stage, done, total: None)
+    report = progress or no_progress
     report("scanning", 0, 1)
     try:
         layout = scan(root)
@@ -233,58 +232,54 @@ def ingest(settings: Settings, path: str | Path, name: str | None = None, progre
     fingerprint = _fingerprint(layout, sample_rate, max_samples)
     report("scanning", 1, 1)
 
-    _engine, sessions = open_store(settings)
-    try:
-        with sessions() as session:
-            ds, is_new = _claim(session, name, root, layout, fingerprint)
-            if not is_new and (ds.list_stats or {}).get("fingerprint") == fingerprint:
-                log.info("data set %r is unchanged since its last ingest; keeping it", name)
-                return build_report(session, ds, unchanged=True, seconds=time.perf_counter() - t0)
-            dataset_id = ds.id
-            existing = {} if is_new else dict(session.execute(
-                select(Clip.path, Clip.id).where(Clip.dataset_id == dataset_id)).all())
-            session.commit()  # end the read transaction: no snapshot held open while decoding
-            try:
-                n_clips, n_rejects = _write_clips(session, layout, dataset_id, existing, sample_rate, max_samples,
-                                                  workers, report)
-                noise_ok, noise_bad = _check_noise(layout, sample_rate)
-                # entries the folder walk refused (links out of the root, pipes, bad names): see ml.files
-                listed_bad = [{"path": p, "reason": r, "detail": d} for p, r, d in layout.rejects]
-                bulk_insert(session, Reject, [{"dataset_id": dataset_id, **r} for r in noise_bad + listed_bad])
-                n_rejects += len(noise_bad) + len(listed_bad)
-            except BaseException:
-                session.rollback()
-                if is_new:
-                    _drop(session, dataset_id)
-                raise
-            if n_clips == 0:
-                session.rollback()
-                if is_new:
-                    _drop(session, dataset_id)
-                raise EarmarkError(f"none of the {len(layout.entries)} audio files in {root} could be used",
-                                   detail=f"all {n_rejects} were rejected (sample rate {sample_rate} Hz, mono, "
-                                   f"at most {max_seconds} s expected)",
-                                   hint="check the files, or pass --sample-rate / --max-seconds to match them")
-            report("finishing", 0, 1)
-            rows = session.execute(select(Clip.path, Clip.split, Clip.speaker, Clip.content_hash)
-                                   .where(Clip.dataset_id == dataset_id)).all()
-            stats = {k: v for k, v in layout.list_stats.items()}
-            stats["fingerprint"] = fingerprint
-            labels = sorted(session.scalars(select(Clip.label).where(Clip.dataset_id == dataset_id).distinct()))
-            session.execute(update(Dataset).where(Dataset.id == dataset_id).values(
-                status="ready", layout=layout.kind, split_source=layout.split_source, n_clips=n_clips,
-                n_rejects=n_rejects, sample_rate=sample_rate, labels=labels, list_stats=stats,
-                leakage=leakage_report(rows, layout.list_stats.get("in_both_lists", [])),
-                noise_files=noise_ok))
-            session.commit()
-            report("finishing", 1, 1)
-            session.expire_all()
-            ds = session.get(Dataset, dataset_id)
-            out = build_report(session, ds, unchanged=False, seconds=time.perf_counter() - t0)
-            log.info("ingested %s: %d clips, %d rejects in %.1f s", name, n_clips, n_rejects, out.seconds)
-            return out
-    finally:
-        _engine.dispose()
+    with store.session() as session:
+        ds, is_new = _claim(session, name, root, layout, fingerprint)
+        if not is_new and (ds.list_stats or {}).get("fingerprint") == fingerprint:
+            log.info("data set %r is unchanged since its last ingest; keeping it", name)
+            return build_report(session, ds, unchanged=True, seconds=time.perf_counter() - t0)
+        dataset_id = ds.id
+        existing = {} if is_new else dict(session.execute(
+            select(Clip.path, Clip.id).where(Clip.dataset_id == dataset_id)).all())
+        session.commit()  # end the read transaction: no snapshot held open while decoding
+        try:
+            n_clips, n_rejects = _write_clips(session, layout, dataset_id, existing, sample_rate, max_samples,
+                                              workers, report)
+            noise_ok, noise_bad = _check_noise(layout, sample_rate)
+            # entries the folder walk refused (links out of the root, pipes, bad names): see ml.files
+            listed_bad = [{"path": p, "reason": r, "detail": d} for p, r, d in layout.rejects]
+            bulk_insert(session, Reject, [{"dataset_id": dataset_id, **r} for r in noise_bad + listed_bad])
+            n_rejects += len(noise_bad) + len(listed_bad)
+        except BaseException:
+            session.rollback()
+            if is_new:
+                _drop(session, dataset_id)
+            raise
+        if n_clips == 0:
+            session.rollback()
+            if is_new:
+                _drop(session, dataset_id)
+            raise EarmarkError(f"none of the {len(layout.entries)} audio files in {root} could be used",
+                               detail=f"all {n_rejects} were rejected (sample rate {sample_rate} Hz, mono, "
+                               f"at most {max_seconds} s expected)",
+                               hint="check the files, or pass --sample-rate / --max-seconds to match them")
+        report("finishing", 0, 1)
+        rows = session.execute(select(Clip.path, Clip.split, Clip.speaker, Clip.content_hash)
+                               .where(Clip.dataset_id == dataset_id)).all()
+        stats = {k: v for k, v in layout.list_stats.items()}
+        stats["fingerprint"] = fingerprint
+        labels = sorted(session.scalars(select(Clip.label).where(Clip.dataset_id == dataset_id).distinct()))
+        session.execute(update(Dataset).where(Dataset.id == dataset_id).values(
+            status="ready", layout=layout.kind, split_source=layout.split_source, n_clips=n_clips,
+            n_rejects=n_rejects, sample_rate=sample_rate, labels=labels, list_stats=stats,
+            leakage=leakage_report(rows, layout.list_stats.get("in_both_lists", [])),
+            noise_files=noise_ok))
+        session.commit()
+        report("finishing", 1, 1)
+        session.expire_all()
+        ds = session.get(Dataset, dataset_id)
+        out = build_report(session, ds, unchanged=False, seconds=time.perf_counter() - t0)
+        log.info("ingested %s: %d clips, %d rejects in %.1f s", name, n_clips, n_rejects, out.seconds)
+        return out
 
 
 def _nested_dataset(root: Path) -> Path | None:
@@ -389,8 +384,3 @@ def _write_clips(session: Session, layout: Layout, dataset_id: int, existing: di
     if gone:
         log.info("removed %d clips that are no longer in the folder (or are now rejected)", len(gone))
     return n_clips, n_rejects
-
-
-def count_clips(session: Session, dataset_id: int) -> int:
-    """Number of clips of a data set (tests and diagnostics)."""
-    return session.scalar(select(func.count()).select_from(Clip).where(Clip.dataset_id == dataset_id)) or 0

@@ -1,35 +1,33 @@
 """``earmark project``: the run's 2-D UMAP cloud and each clip's 10 nearest clips, precomputed.
 
 Reads the run's embeddings, computes one cosine kNN graph (used for the clip page's neighbours and
-reused by UMAP), lays the cloud out with UMAP, and replaces the run's Projection rows and the
-``neighbors``/``neighbor_sims`` of its ClipScore rows in one transaction. The web app only reads
-the stored coordinates, so no page ever pays numba's compile time.
+reused by UMAP and by ``earmark analyze``), lays the cloud out with UMAP, and replaces the run's
+Projection rows and its neighbour lists (``app.store.neighbors``, whose only writer this is) in one
+transaction. The web app only reads the stored coordinates, so no page ever pays numba's compile time.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from app.errors import Conflict
-from app.pipeline.common import resolve_run
-from app.store.models import Clip, ClipScore, Embedding, Projection, Run
-from app.store.writes import bulk_insert
+from app.pipeline.common import Progress, no_progress
+from app.store import clips as clips_store
+from app.store import predictions
+from app.store.db import Store
+from app.store.models import Run
+from app.store.neighbors import N_NEIGHBORS, replace_neighbors
+from app.store.projections import replace_projection
+from app.store.runs import resolve_run
 
 log = logging.getLogger(__name__)
 
-N_NEIGHBORS = 10
 # The graph keeps a few more neighbours than the page shows, so UMAP can reuse it (it wants 15).
 GRAPH_K = 14
-Progress = Callable[[str, int, int], None]
-CLIP_SCORE_COLUMNS = ("cutoff_score", "label_quality", "suggested_label", "label_issue", "outlier_score",
-                      "cluster", "duplicate_of", "neighbors", "neighbor_sims")
 
 
 @dataclass
@@ -44,25 +42,16 @@ class ProjectSummary:
     write_s: float
 
 
-def _noop(step: str, done: int, total: int) -> None:
-    log.info("%s (%d/%d)", step, done, total)
-
-
-def load_embeddings(session: Session, run: Run) -> tuple[np.ndarray, np.ndarray]:
-    """(clip ids (n,), embeddings (n, d) float32) of ``run``, ordered by clip id."""
-    rows = session.execute(
-        select(Embedding.clip_id, Embedding.vector).where(Embedding.run_id == run.id).order_by(Embedding.clip_id)
-    ).all()
-    if not rows:
+def load_embeddings(session, run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """(clip ids (n,), embeddings (n, d) float32) of ``run``, ordered by clip id; a Conflict when it has none."""
+    ids, x = predictions.embeddings(session, run.id)
+    if not len(ids):
         raise Conflict(
             f"run {run.id} ({run.name}) has no embeddings",
             detail=f"its status is {run.status!r}",
             hint=f"run `earmark infer --run {run.id}` first",
         )
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    dim = len(rows[0][1]) // 4
-    x = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
-    return ids, np.ascontiguousarray(x, dtype=np.float32)
+    return ids, x
 
 
 def neighbor_lists(clip_ids: np.ndarray, idx: np.ndarray, sims: np.ndarray, k: int = N_NEIGHBORS
@@ -76,47 +65,24 @@ def neighbor_lists(clip_ids: np.ndarray, idx: np.ndarray, sims: np.ndarray, k: i
     return ids_out, sims_out
 
 
-def merge_clip_scores(session: Session, run_id: int, updates: dict[int, dict], replace: bool = False) -> None:
-    """Replace the run's ClipScore rows, keeping every stored column that ``updates`` does not set.
-
-    ``updates`` maps clip id -> column values. Clips with a stored row but no update keep it as is.
-    With ``replace`` the stored rows are not read: ``updates`` becomes the whole set (each update
-    sets every column). Done as delete + bulk insert, the same on either database; caller commits.
-    """
-    cols = [getattr(ClipScore, c) for c in CLIP_SCORE_COLUMNS]
-    existing = {} if replace else {
-        r[0]: dict(zip(CLIP_SCORE_COLUMNS, r[1:], strict=True))
-        for r in session.execute(select(ClipScore.clip_id, *cols).where(ClipScore.run_id == run_id))}
-    defaults = {"cutoff_score": 0.0, "label_quality": None, "suggested_label": None, "label_issue": False,
-                "outlier_score": None, "cluster": None, "duplicate_of": None, "neighbors": None,
-                "neighbor_sims": None}
-    rows = []
-    for clip_id in sorted(set(existing) | set(updates)):
-        row = dict(defaults)
-        row.update(existing.get(clip_id, {}))
-        row.update(updates.get(clip_id, {}))
-        row.update(run_id=run_id, clip_id=clip_id)
-        rows.append(row)
-    session.execute(delete(ClipScore).where(ClipScore.run_id == run_id))
-    bulk_insert(session, ClipScore, rows)
-
-
-def project_run(session: Session, run_ref: str | int | None, progress: Progress | None = None,
+def project_run(store: Store, run_ref: str | int | None, progress: Progress | None = None,
                 seed: int | None = None, neighbors: bool = True) -> ProjectSummary:
     """Compute and store the UMAP projection (and, with ``neighbors``, the 10 nearest clips) of a run."""
     from ml.analysis.neighbors import EXACT_MAX, knn_cosine
     from ml.analysis.projection import umap_2d, warm_up
 
-    progress = progress or _noop
-    run = resolve_run(session, run_ref)
+    progress = progress or no_progress
     total = 5
-    progress("loading embeddings", 0, total)
-    clip_ids, x = load_embeddings(session, run)
+    with store.session() as session:
+        run = resolve_run(session, run_ref)
+        progress("loading embeddings", 0, total)
+        clip_ids, x = load_embeddings(session, run)
+        # Make sure the clips still exist (a data set re-ingest would cascade them away).
+        if not clips_store.existing_clip_ids(session, [int(clip_ids[0])]):
+            raise Conflict(f"run {run.id}'s clips are gone", hint="re-run `earmark infer` on the current data set")
+        run_id = run.id
+        session.commit()  # no read transaction held open through the long computation
     n = len(clip_ids)
-    # Make sure the clips still exist (a data set re-ingest would cascade them away).
-    n_clips = session.scalar(select(Clip.id).where(Clip.id == int(clip_ids[0])))
-    if n_clips is None:
-        raise Conflict(f"run {run.id}'s clips are gone", hint="re-run `earmark infer` on the current data set")
 
     progress("compiling UMAP (numba warm-up, once per process)", 1, total)
     warm = warm_up(approximate_knn=n > EXACT_MAX)
@@ -131,19 +97,12 @@ def project_run(session: Session, run_ref: str | int | None, progress: Progress 
 
     progress("writing", 4, total)
     t0 = time.perf_counter()
-    session.execute(delete(Projection).where(Projection.run_id == run.id))
-    bulk_insert(session, Projection, [
-        dict(run_id=run.id, clip_id=int(c), x=float(p[0]), y=float(p[1]))
-        for c, p in zip(clip_ids.tolist(), xy.tolist(), strict=True)
-    ])
-    if neighbors:
-        nb_ids, nb_sims = neighbor_lists(clip_ids, graph.idx, graph.sims)
-        merge_clip_scores(session, run.id, {
-            int(c): {"neighbors": ids, "neighbor_sims": sims}
-            for c, ids, sims in zip(clip_ids.tolist(), nb_ids, nb_sims, strict=True)
-        })
-    session.commit()
+    with store.session() as session, session.begin():  # ONE transaction: coordinates and neighbours
+        replace_projection(session, run_id, clip_ids, xy)
+        if neighbors:
+            nb_ids, nb_sims = neighbor_lists(clip_ids, graph.idx, graph.sims)
+            replace_neighbors(session, run_id, zip(clip_ids.tolist(), nb_ids, nb_sims, strict=True))
     t_write = time.perf_counter() - t0
     progress("done", total, total)
-    log.info("projected run %s: %d clips, knn %.1fs, umap %.1fs, write %.1fs", run.id, n, t_knn, t_umap, t_write)
-    return ProjectSummary(run.id, n, warm, t_knn, t_umap, t_write)
+    log.info("projected run %s: %d clips, knn %.1fs, umap %.1fs, write %.1fs", run_id, n, t_knn, t_umap, t_write)
+    return ProjectSummary(run_id, n, warm, t_knn, t_umap, t_write)

@@ -1,13 +1,15 @@
 """Engine and session factory. SQLite gets WAL and a busy timeout; the schema comes from Alembic.
 
 Use ``make_engine(url)`` and ``make_sessionmaker(engine)``; nothing is created at import time.
-``open_store(settings)`` is what the CLI and the app call: it builds the engine and brings the
-schema to ``head`` (a no-op when it is already there).
+``open_store(settings)`` is what the CLI and the app call: it builds the engine, brings the
+schema to ``head`` (a no-op when it is already there) and returns a ``Store``, the one handle every
+pipeline entry point takes.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
@@ -82,11 +84,26 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def open_store(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
-    """Engine plus session factory for the configured store, schema at head."""
+@dataclass
+class Store:
+    """The store handle every pipeline entry point takes: the engine, its session factory and the
+    settings it was opened with (paths, device). A step opens its own sessions from it, so it can
+    commit a status early and write its results in one later transaction."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+    settings: Settings
+
+    def session(self) -> Session:
+        """A new session (use as a context manager; commit yourself)."""
+        return self.sessions()
+
+
+def open_store(settings: Settings) -> Store:
+    """The configured store, schema at head."""
     engine = make_engine(settings.url)
     upgrade(engine)
-    return engine, make_sessionmaker(engine)
+    return Store(engine, make_sessionmaker(engine), settings)
 
 
 def table_names(engine: Engine) -> set[str]:

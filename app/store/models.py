@@ -191,7 +191,7 @@ class Projection(Base):
 
 
 class ClipScore(Base):
-    """Per-clip detector outputs of ``earmark analyze`` for one run."""
+    """Per-clip detector outputs of ``earmark analyze`` for one run (its only writer)."""
 
     __tablename__ = "clip_scores"
 
@@ -204,8 +204,17 @@ class ClipScore(Base):
     outlier_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     cluster: Mapped[int | None] = mapped_column(Integer, nullable=True)  # -1 noise
     duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)  # clip id
-    neighbors: Mapped[list | None] = mapped_column(JSON, nullable=True)  # 10 nearest clip ids, cosine
-    neighbor_sims: Mapped[list | None] = mapped_column(JSON, nullable=True)  # their cosine similarities
+
+
+class NeighborList(Base):
+    """One clip's nearest clips under one run (cosine over the embeddings), written by ``earmark project``."""
+
+    __tablename__ = "neighbor_lists"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True)
+    neighbor_ids: Mapped[list] = mapped_column(JSON)  # up to 10 clip ids, nearest first
+    similarities: Mapped[list] = mapped_column(JSON)  # their cosine similarities (4 decimals)
 
 
 class Finding(Base):

@@ -8,24 +8,30 @@ Use them as route parameters (FastAPI resolves them)::
     def show_issues(request: Request, session: SessionDep, run: RunDep):
         return render(request, "issues.html", run=run, findings=...)
 
-- ``SessionDep``: a SQLAlchemy ``Session`` for this request (closed afterwards; commit yourself).
+- ``SessionDep``: a SQLAlchemy ``Session`` for this request (closed afterwards; commit yourself). Hand it
+  to ``app.store`` functions or ``app.web.views``; a route never runs SQL itself.
+- ``CacheDep``: the app's ``app.store.cache.RunCache`` (per-run frames, embeddings, cloud bodies).
+- ``ClipDep`` / ``FindingDep``: the clip (``clip_id``) / finding (``fid``) named in the path, or the one
+  ``ClipNotFound`` / ``FindingNotFound`` problem.
 - ``SettingsDep``: the ``app.config.Settings`` the app was built with.
 - ``RunDep``: the ``Run`` named by the ``run`` query parameter (id or name), or the newest
   complete run when absent; a 404 problem when it does not exist or there are no runs.
 - ``OptionalRunDep``: the same, but ``None`` instead of an error when there are no runs.
 - ``ClipFilterDep``: the clip-list filters (split, label, pred, agreement, flag, finding, ranges of
-  confidence/loss/cut-off, sort) validated from the query string, as an ``app.store.queries.ClipFilter``;
+  confidence/loss/cut-off, sort) validated from the query string, as an ``app.store.filters.ClipFilter``;
   ``filter_params(f)`` turns one back into query parameters.
 - ``templates``: the ``Jinja2Templates`` object (autoescape on; never ``|safe`` on data, embed
   JSON with ``|tojson``).
 - ``render(request, name, **ctx)``: renders ``templates/<name>`` with ``ctx`` plus ``nav`` (the
   persistent nav bar), ``runs`` (for the run selector), ``run`` (the current run, if passed),
   ``auth_enabled`` and ``csrf_header``. Templates extend ``base.html`` and fill the blocks
-  ``title``, ``head``, ``content`` and ``scripts``.
+  ``title``, ``head``, ``content`` and ``scripts``. The run selector is read with the request's own
+  session; only a page without one (an error page) opens a session for it.
 
 Jinja globals available in every template: ``qs(request, **changes)`` gives the current URL with
-query parameters changed (``None`` removes one) and ``url(path, **params)`` builds a URL with a
-query string (``None`` values are dropped). State-changing requests are POSTs that must carry
+query parameters changed (``None`` removes one), ``url(path, **params)`` builds a URL with a
+query string (``None`` values are dropped), and ``urls`` is ``app.web.urls`` (every URL the app
+hands out; ``urls.js_templates()`` reaches the scripts through base.html). State-changing requests are POSTs that must carry
 the header ``X-Earmark-CSRF: 1``; in the browser use ``earmark.post(url, json)`` from app.js.
 """
 
@@ -34,30 +40,29 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import NotFound
 from app.flags import REASONS
 from app.flags import vocabulary as flag_vocabulary
-from app.pipeline.common import resolve_run
-from app.store.models import Dataset, Run
-from app.store.queries import ClipFilter
+from app.store.cache import RunCache
+from app.store.clips import get_clip
+from app.store.filters import ClipFilter
+from app.store.findings import get_finding
+from app.store.models import Clip, Finding, Run
+from app.store.runs import newest_complete_run, resolve_run, run_choices
+from app.web import urls
+from app.web.urls import with_query as url
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 CSRF_HEADER = "X-Earmark-CSRF"
-
-
-def url(path: str, **params) -> str:
-    """``path`` with a query string of the non-empty ``params``."""
-    clean = {k: v for k, v in params.items() if v is not None and v != ""}
-    return f"{path}?{urlencode(clean)}" if clean else path
 
 
 def qs(request: Request, **changes) -> str:
@@ -87,7 +92,7 @@ def _pct(value) -> str:
 def make_templates() -> Jinja2Templates:
     """The template environment (autoescaped) with earmark's globals and filters."""
     tpl = Jinja2Templates(directory=str(TEMPLATES_DIR))
-    tpl.env.globals.update(url=url, qs=qs, csrf_header=CSRF_HEADER, flag_vocab=flag_vocabulary())
+    tpl.env.globals.update(url=url, urls=urls, js_urls=urls.js_templates(), qs=qs, csrf_header=CSRF_HEADER, flag_vocab=flag_vocabulary())
     tpl.env.filters.update(fmt=_fmt, pct=_pct)
     return tpl
 
@@ -101,19 +106,37 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request, closed afterwards."""
-    with request.app.state.sessions() as session:
-        yield session
+    """One session per request, closed afterwards (``render`` reads the run selector with it too)."""
+    with request.app.state.store.session() as session:
+        request.state.session = session
+        try:
+            yield session
+        finally:
+            request.state.session = None
+
+
+def get_run_cache(request: Request) -> RunCache:
+    """The app's run cache."""
+    return request.app.state.run_cache
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+CacheDep = Annotated[RunCache, Depends(get_run_cache)]
 
 
-def newest_complete_run(session: Session) -> Run | None:
-    """The run pages show when the URL names none: the newest complete one (else the newest)."""
-    run = session.scalars(select(Run).where(Run.status == "complete").order_by(Run.id.desc())).first()
-    return run or session.scalars(select(Run).order_by(Run.id.desc())).first()
+def get_clip_dep(clip_id: Annotated[int, PathParam(ge=1, description="the clip's id")], session: SessionDep) -> Clip:
+    """The clip named by ``clip_id`` in the path, or ``ClipNotFound``."""
+    return get_clip(session, clip_id)
+
+
+def get_finding_dep(fid: Annotated[int, PathParam(ge=1, description="the finding's id")], session: SessionDep) -> Finding:
+    """The finding named by ``fid`` in the path, or ``FindingNotFound``."""
+    return get_finding(session, fid)
+
+
+ClipDep = Annotated[Clip, Depends(get_clip_dep)]
+FindingDep = Annotated[Finding, Depends(get_finding_dep)]
 
 
 def _run_param(run: Annotated[str | None, Query(max_length=200, description="Run id or name; default: the newest "
@@ -140,13 +163,20 @@ OptionalRunDep = Annotated[Run | None, Depends(get_optional_run)]
 RunDep = Annotated[Run, Depends(get_run)]
 
 
-def run_choices(session: Session) -> list[dict]:
-    """Runs for the selector, newest first: id, name, status and data set name."""
-    rows = session.execute(
-        select(Run.id, Run.name, Run.status, Dataset.name).join(Dataset, Dataset.id == Run.dataset_id)
-        .order_by(Run.id.desc()).limit(200)
-    ).all()
-    return [dict(id=i, name=n, status=s, dataset=d) for i, n, s, d in rows]
+def _run_choices(request: Request, status_code: int) -> list:
+    """The run selector's entries, read with the request's session. A page rendered without one (an
+    error page: the request's session is closed by then) opens one, and shows no selector when the
+    store itself is what failed."""
+    session = getattr(request.state, "session", None)
+    if session is not None:
+        return run_choices(session)
+    try:
+        with request.app.state.store.session() as fresh:
+            return run_choices(fresh)
+    except SQLAlchemyError:
+        if status_code < 400:
+            raise
+        return []  # the error page must render even when the store is down
 
 
 def render(request: Request, name: str, status_code: int = 200, **ctx):
@@ -155,11 +185,7 @@ def render(request: Request, name: str, status_code: int = 200, **ctx):
     base = dict(nav=getattr(state, "nav", []), auth_enabled=bool(state.settings.token), run=None,
                 runs=[], page_path=request.url.path)
     if "runs" not in ctx:
-        try:
-            with state.sessions() as session:
-                base["runs"] = run_choices(session)
-        except Exception:  # noqa: BLE001 - the error page must render even when the store is down
-            base["runs"] = []
+        base["runs"] = _run_choices(request, status_code)
     base.update(ctx)
     return templates.TemplateResponse(request, name, base, status_code=status_code)
 
@@ -192,6 +218,8 @@ def get_clip_filter(
 
 
 ClipFilterDep = Annotated[ClipFilter, Depends(get_clip_filter)]
+PageNo = Annotated[int, Query(ge=1, le=1_000_000, description="page number, from 1")]
+PerPage = Annotated[int, Query(ge=10, le=200, description="rows per page")]
 FILTER_KEYS = ("split", "label", "pred", "agreement", "flag", "finding", "conf_min", "conf_max", "loss_min",
                "loss_max", "cutoff_min", "cutoff_max", "sort")
 

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
 from app.errors import EarmarkError
+from app.store.cache import RunCache
 from app.store.db import open_store
 from app.web import routes as routes_pkg
 from app.web.deps import STATIC_DIR, render
@@ -166,18 +167,15 @@ def include_routes(app: FastAPI) -> list[dict]:
 
 def warm_up(app: FastAPI) -> None:
     """Load the newest complete run's per-clip columns, embeddings and cloud payload (first page fast)."""
-    from app.store import queries
-    from app.web.deps import newest_complete_run
+    from app.store.runs import newest_complete_run
 
     try:
-        with app.state.sessions() as session:
+        with app.state.store.session() as session:
             run = newest_complete_run(session)
             if run is None:
                 return
-            frame = queries.run_frame(session, run, app.state.cache)
-            queries.cloud_payload(frame, {})
-            queries.embedding_matrix(session, frame)
-            log.info("warmed run %s: %d clips", run.id, len(frame.clip_ids))
+            n = app.state.run_cache.warm(session, run)
+            log.info("warmed run %s: %d clips", run.id, n)
     except Exception:  # noqa: BLE001 - warming is an optimisation; requests load lazily anyway
         log.exception("warm-up failed")
     finally:
@@ -201,11 +199,9 @@ def create_app(settings: Settings, warm: bool = False) -> FastAPI:
         docs_url=None,  # the default /docs loads Swagger UI from a CDN; routes/docs.py serves an offline page
         redoc_url=None,
     )
-    engine, sessions = open_store(settings)
     app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessions = sessions
-    app.state.cache = {}  # per-run aggregates, see app.store.queries
+    app.state.store = open_store(settings)
+    app.state.run_cache = RunCache()  # per-run frames, embeddings and cloud bodies (app.store.cache)
     app.state.warm = False
 
     plotly_js = plotly_js_path()

@@ -3,7 +3,15 @@
 Files are found by clip id only: the path comes from the store (data set root + the clip's
 relative path) and must resolve inside the data set root. Images are computed with numpy (STFT,
 mel filterbank, log power) and Pillow, and cached on disk under ``settings.cache_dir / "img"``,
-keyed by the clip's content hash, so they are rendered once.
+keyed by the clip's content hash and the front end, so they are rendered once.
+
+Two spectrograms, and the page says which is which (``FrontEnd.label``):
+
+- ``DISPLAY`` (the default): 64 mel bands, 32 ms window, 10 ms hop, in dB: made for people's eyes;
+  it is **not** what the model hears.
+- ``model_front_end(run.config)``: the run's own log-mel front end (``ml.features.LogMel``, e.g.
+  40 mel bands, 30 ms window, 10 ms hop, natural log), recomputed here in numpy from the settings
+  stored with the run. A raw-waveform model (m5) has no spectrogram front end, so it has none.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,8 +32,47 @@ from app.store.models import Clip, Dataset
 
 SIZES = {"small": (120, 40), "large": (760, 240)}
 WAVE_SIZE = (760, 120)
-N_FFT, HOP, N_MELS = 512, 160, 64
 TOP_DB = 80.0
+LOG_EPS = 1e-6  # ml.features.LOG_EPS: the floor inside the model's log()
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """How a spectrogram is computed: STFT sizes in samples, mel bands, and its honest caption."""
+
+    name: str  # "display" | "model"
+    n_fft: int
+    win: int  # window length (a Hann window, zero-padded to n_fft)
+    hop: int
+    n_mels: int
+    f_min: float
+    log: str  # "db": 10 log10, clamped TOP_DB below the peak | "ln": natural log of (mel + LOG_EPS)
+    label: str
+
+    @property
+    def key(self) -> str:
+        """What the image cache keys on."""
+        return f"{self.name}-{self.n_fft}-{self.win}-{self.hop}-{self.n_mels}-{self.f_min:g}-{self.log}"
+
+
+DISPLAY = FrontEnd("display", 512, 512, 160, 64, 20.0, "db",
+                   "display spectrogram: 64 mel bands, 32 ms window, 10 ms hop, dB; not the model's input")
+
+
+def model_front_end(config: dict | None) -> FrontEnd | None:
+    """The front end a run's model hears, from its stored training config; None for a raw-waveform model."""
+    from ml.config import TrainConfig  # no torch: a dataclass of settings
+
+    try:
+        cfg = TrainConfig.from_dict(config or {})
+    except (TypeError, ValueError):
+        return None
+    if cfg.model != "melcnn":
+        return None
+    sr = cfg.sample_rate
+    return FrontEnd("model", cfg.n_fft, cfg.win_samples, cfg.hop_samples, cfg.n_mels, 0.0, "ln",
+                    f"what the model hears: {cfg.n_mels} mel bands, {1000 * cfg.win_samples / sr:g} ms window, "
+                    f"{1000 * cfg.hop_samples / sr:g} ms hop, natural log (its own front end)")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 # magma-like colour map anchors (value in [0, 1] -> RGB), interpolated to 256 entries
@@ -43,8 +91,8 @@ def colormap() -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
-    """(n_mels, n_fft // 2 + 1) triangular HTK-mel filters."""
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 20.0) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) triangular HTK-mel filters from ``f_min`` to Nyquist."""
     def hz_to_mel(f):
         return 2595.0 * np.log10(1.0 + f / 700.0)
 
@@ -52,7 +100,7 @@ def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -
         return 700.0 * (10 ** (m / 2595.0) - 1.0)
 
     freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(20.0), hz_to_mel(sample_rate / 2), n_mels + 2))
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(sample_rate / 2), n_mels + 2))
     fb = np.zeros((n_mels, len(freqs)), dtype=np.float32)
     for m in range(n_mels):
         lo, mid, hi = edges[m], edges[m + 1], edges[m + 2]
@@ -62,17 +110,27 @@ def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -
     return fb
 
 
-def log_mel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(n_mels, frames) log-mel power in dB, clamped to ``TOP_DB`` below the peak."""
+def log_mel(samples: np.ndarray, sample_rate: int, fe: FrontEnd = DISPLAY) -> np.ndarray:
+    """(n_mels, frames) log-mel power of ``samples`` under front end ``fe``."""
     x = samples.astype(np.float32)
-    if len(x) < N_FFT:
-        x = np.pad(x, (0, N_FFT - len(x)))
-    x = np.pad(x, (N_FFT // 2, N_FFT // 2), mode="reflect")
-    n_frames = 1 + (len(x) - N_FFT) // HOP
-    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n_frames)[:, None]  # (frames, n_fft)
-    frames = x[idx] * np.hanning(N_FFT).astype(np.float32)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # (frames, n_fft/2+1)
-    mel = mel_filterbank(sample_rate) @ power.T  # (n_mels, frames)
+    n_fft, hop = fe.n_fft, fe.hop
+    if fe.name == "display":
+        if len(x) < n_fft:
+            x = np.pad(x, (0, n_fft - len(x)))
+        x = np.pad(x, (n_fft // 2, n_fft // 2), mode="reflect")
+        window = np.hanning(n_fft).astype(np.float32)
+    else:  # as torch.stft(center=True, pad_mode="constant") with a periodic Hann window of ``win``
+        x = np.pad(x, (n_fft // 2, n_fft // 2))
+        hann = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(fe.win) / fe.win)).astype(np.float32)
+        left = (n_fft - fe.win) // 2
+        window = np.zeros(n_fft, np.float32)
+        window[left:left + fe.win] = hann
+    n_frames = 1 + (len(x) - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]  # (frames, n_fft)
+    power = np.abs(np.fft.rfft(x[idx] * window, axis=1)) ** 2  # (frames, n_fft/2+1)
+    mel = mel_filterbank(sample_rate, n_fft, fe.n_mels, fe.f_min) @ power.T  # (n_mels, frames)
+    if fe.log == "ln":
+        return np.log(mel + LOG_EPS)
     db = 10.0 * np.log10(np.maximum(mel, 1e-10))
     return np.maximum(db, db.max() - TOP_DB)
 
@@ -154,19 +212,20 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def spectrogram_png(path: Path, content_hash: str, size: str, cache_dir: Path) -> bytes:
-    """The clip's log-mel spectrogram as a PNG of ``SIZES[size]`` (cached)."""
+def spectrogram_png(path: Path, content_hash: str, size: str, cache_dir: Path, fe: FrontEnd = DISPLAY) -> bytes:
+    """The clip's log-mel spectrogram under front end ``fe`` as a PNG of ``SIZES[size]`` (cached)."""
     w, h = SIZES[size]
 
     def render() -> bytes:
         x, sr = _read_mono(path)
-        db = log_mel(x, sr)
+        db = log_mel(x, sr, fe)
         norm = (db - db.min()) / max(float(db.max() - db.min()), 1e-6)
         pixels = colormap()[np.round(norm[::-1] * 255).astype(np.uint8)]  # low frequencies at the bottom
         img = Image.fromarray(pixels, "RGB").resize((w, h), Image.Resampling.BILINEAR)
         return _png(img)
 
-    return _cached(cache_dir, f"{content_hash}-mel-{size}", render)
+    key = f"{content_hash}-mel-{size}" if fe == DISPLAY else f"{content_hash}-{fe.key}-{size}"
+    return _cached(cache_dir, key, render)
 
 
 def waveform_png(path: Path, content_hash: str, cache_dir: Path) -> bytes:

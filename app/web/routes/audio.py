@@ -1,31 +1,27 @@
-"""Media by clip id: the WAV (with HTTP Range), the spectrogram and the waveform images."""
+"""Media by clip id: the WAV (with HTTP Range), the spectrograms and the waveform images."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
-from app.store.models import Clip, Dataset
+from app.errors import EarmarkError
+from app.store.datasets import get_dataset
+from app.store.models import Clip
 from app.web import media
-from app.web.deps import SessionDep, SettingsDep
+from app.web.deps import ClipDep, OptionalRunDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/media", tags=["media"])
-ClipId = Annotated[int, Path(ge=1, description="the clip's id")]
 _HEX = re.compile(r"^[0-9a-fA-F]{8,64}$")
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=86400"}
 
 
-def _clip_and_file(session: Session, clip_id: int):
-    clip = session.get(Clip, clip_id)
-    if clip is None:
-        raise NotFound(f"no clip {clip_id}", hint="clip ids come from /api/clips")
-    dataset = session.get(Dataset, clip.dataset_id)
-    return clip, media.clip_file(dataset, clip)
+def _file(session: Session, clip: Clip):
+    return media.clip_file(get_dataset(session, clip.dataset_id), clip)
 
 
 def _cache_key(clip: Clip) -> str:
@@ -33,9 +29,9 @@ def _cache_key(clip: Clip) -> str:
 
 
 @router.get("/clips/{clip_id}/audio.wav", summary="The clip's WAV file (HTTP Range supported)")
-def stream_audio(clip_id: ClipId, request: Request, session: SessionDep):
+def stream_audio(clip: ClipDep, request: Request, session: SessionDep):
     """The WAV bytes; ``Range: bytes=a-b`` gives a 206 with ``Content-Range``; an unusable range a 416."""
-    _, path = _clip_and_file(session, clip_id)
+    path = _file(session, clip)
     size = path.stat().st_size
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
     try:
@@ -51,17 +47,25 @@ def stream_audio(clip_id: ClipId, request: Request, session: SessionDep):
 
 
 @router.get("/clips/{clip_id}/spectrogram.png", summary="The clip's log-mel spectrogram")
-def show_spectrogram(clip_id: ClipId, session: SessionDep, settings: SettingsDep,
-                     size: Annotated[Literal["small", "large"], Query(description="small or large")] = "large"):
+def show_spectrogram(clip: ClipDep, session: SessionDep, settings: SettingsDep, run: OptionalRunDep,
+                     size: Annotated[Literal["small", "large"], Query(description="small or large")] = "large",
+                     view: Annotated[Literal["display", "model"], Query(
+                         description="display: 64 mel bands, 32 ms window, for the eye (not the model's input); "
+                                     "model: the run's own front end (what its model hears)")] = "display"):
     """A PNG rendered with numpy + Pillow and cached on disk."""
-    clip, path = _clip_and_file(session, clip_id)
-    png = media.spectrogram_png(path, _cache_key(clip), size, settings.cache_dir)
+    fe = media.DISPLAY
+    if view == "model":
+        fe = media.model_front_end(run.config if run else None)
+        if fe is None:
+            raise EarmarkError("this run's model has no spectrogram front end",
+                               detail="a raw-waveform model (m5) hears the samples themselves" if run else
+                               "there is no run", hint="use view=display", status=422)
+    png = media.spectrogram_png(_file(session, clip), _cache_key(clip), size, settings.cache_dir, fe)
     return Response(png, media_type="image/png", headers=IMAGE_HEADERS)
 
 
 @router.get("/clips/{clip_id}/waveform.png", summary="The clip's waveform")
-def show_waveform(clip_id: ClipId, session: SessionDep, settings: SettingsDep):
+def show_waveform(clip: ClipDep, session: SessionDep, settings: SettingsDep):
     """A PNG of min/max per pixel column, cached on disk."""
-    clip, path = _clip_and_file(session, clip_id)
-    return Response(media.waveform_png(path, _cache_key(clip), settings.cache_dir), media_type="image/png",
+    return Response(media.waveform_png(_file(session, clip), _cache_key(clip), settings.cache_dir), media_type="image/png",
                     headers=IMAGE_HEADERS)

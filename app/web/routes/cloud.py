@@ -1,7 +1,7 @@
 """The embedding cloud: every projected clip as a WebGL scatter, coloured, selectable and playable.
 
 The page itself is light; the points come from ``/api/cloud`` (legend JSON) and
-``/api/cloud.bin`` (16 bytes a point, see ``app.store.queries.cloud_payload``).
+``/api/cloud.bin`` (16 bytes a point, see ``app.store.cloud``).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from app.errors import NotFound
-from app.store import queries
-from app.store.models import Dataset, Finding
+from app.store.datasets import get_dataset
+from app.store.findings import finding_clip_ids, get_finding
+from app.web import urls
 from app.web.deps import RunDep, SessionDep, render
 
 router = APIRouter()
@@ -29,14 +29,11 @@ def show_cloud(request: Request, session: SessionDep, run: RunDep,
     """The cloud page."""
     highlight, finding_title = None, None
     if finding is not None:
-        row = session.get(Finding, finding)
-        if row is None:
-            raise NotFound(f"no finding {finding}", hint="findings are listed on the Issues page")
-        finding_title = row.title
-        highlight = [int(i) for i in queries.finding_clip_ids(session, finding)[:MAX_HIGHLIGHT]]
-    dataset = session.get(Dataset, run.dataset_id)
+        finding_title = get_finding(session, finding).title
+        highlight = [int(i) for i in finding_clip_ids(session, finding)[:MAX_HIGHLIGHT]]
+    dataset = get_dataset(session, run.dataset_id)
     labels = sorted(set(dataset.labels or []) | set(run.classes or []))
     config = dict(run_id=run.id, color=color, disagree=disagree, finding=finding, highlight=highlight,
-                  meta_url=f"/api/cloud?run={run.id}", bin_url=f"/api/cloud.bin?run={run.id}")
+                  meta_url=urls.api_cloud(run.id), bin_url=urls.api_cloud_bin(run.id))
     return render(request, "cloud.html", run=run, config=config, labels=labels, color=color, disagree=disagree,
                   finding_title=finding_title)

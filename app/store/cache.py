@@ -1,0 +1,118 @@
+"""``RunCache``: the per-run aggregates the pages read, kept in memory on ``app.state.run_cache``.
+
+It holds, per run, the ``RunFrame`` (per-clip columns), and built on first use: the unit-norm
+embedding matrix (for neighbours of a run never projected), the cloud's packed columns and the
+nearest clips computed from them; per data set, its class distribution. Flags are never cached.
+
+A run's entry is rebuilt when its ``frame_version`` changes (status, first predictions / scores /
+projection, a new ``earmark analyze``); that check is a few index lookups and runs at most every
+``recheck_s`` seconds. One loader at a time: a second request for the same run waits and reuses it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app.store import datasets as datasets_store
+from app.store import neighbors as neighbors_store
+from app.store import predictions
+from app.store.cloud import CloudBody, encode_cloud, with_flags
+from app.store.flags import flag_map
+from app.store.frame import SPLITS, RunFrame, frame_version, load_frame
+from app.store.models import Dataset, Run
+
+RECHECK_S = 5.0
+
+
+@dataclass
+class _RunEntry:
+    """What the cache holds for one run."""
+
+    frame: RunFrame
+    checked_at: float
+    embeddings: tuple[np.ndarray, np.ndarray] | None = None  # (clip ids (N,), unit-norm float32 (N, D))
+    cloud: CloudBody | None = None
+    nearest: dict[tuple[int, int], list[tuple[int, float]]] = field(default_factory=dict)
+
+
+class RunCache:
+    """Per-run frames, embeddings and cloud bodies, and per-data-set class distributions."""
+
+    def __init__(self, recheck_s: float = RECHECK_S):
+        self.recheck_s = recheck_s
+        self._runs: dict[int, _RunEntry] = {}
+        self._distributions: dict[tuple, dict[str, dict[str, int]]] = {}
+        self._lock = threading.Lock()
+
+    def _entry(self, session: Session, run: Run) -> _RunEntry:
+        entry = self._runs.get(run.id)
+        now = time.monotonic()
+        if entry is not None and now - entry.checked_at < self.recheck_s:
+            return entry
+        version = frame_version(session, run)
+        if entry is not None and entry.frame.version == version:
+            entry.checked_at = now
+            return entry
+        with self._lock:
+            entry = self._runs.get(run.id)
+            if entry is None or entry.frame.version != version:
+                entry = _RunEntry(load_frame(session, run, version), time.monotonic())
+                self._runs[run.id] = entry
+        return entry
+
+    def frame(self, session: Session, run: Run) -> RunFrame:
+        """The run's per-clip columns (loaded, or rebuilt when stale)."""
+        return self._entry(session, run).frame
+
+    def embeddings(self, session: Session, run: Run) -> tuple[np.ndarray, np.ndarray]:
+        """(clip ids int64 (N,), unit-norm float32 (N, D)) of the run."""
+        entry = self._entry(session, run)
+        if entry.embeddings is None:
+            ids, mat = predictions.embeddings(session, run.id)
+            if not len(ids):
+                mat = np.zeros((0, 1), np.float32)
+            unit = mat / np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+            entry.embeddings = (ids, unit.astype(np.float32))
+        return entry.embeddings
+
+    def cloud(self, session: Session, run: Run, with_flag_column: bool = True) -> tuple[dict, bytes]:
+        """(legend, body) of the run's cloud (``app.store.cloud``); the flag column is read fresh."""
+        entry = self._entry(session, run)
+        if entry.cloud is None:
+            entry.cloud = encode_cloud(entry.frame)
+        return with_flags(entry.cloud, flag_map(session, run.dataset_id) if with_flag_column else {})
+
+    def nearest(self, session: Session, run: Run, clip_id: int, k: int = 10) -> list[tuple[int, float]]:
+        """The ``k`` nearest clips of ``clip_id``: the lists ``earmark project`` stored, else cosine over the
+        embeddings (memoised). (clip id, similarity), best first."""
+        stored = neighbors_store.neighbors_of(session, run.id, clip_id, k)
+        if stored is not None:
+            return stored
+        entry = self._entry(session, run)
+        if (clip_id, k) not in entry.nearest:
+            ids, unit = self.embeddings(session, run)
+            entry.nearest[(clip_id, k)] = neighbors_store.top_cosine(ids, unit, clip_id, k)
+        return entry.nearest[(clip_id, k)]
+
+    def class_distribution(self, session: Session, dataset: Dataset) -> dict[str, dict[str, int]]:
+        """split -> label -> clip count (cached per data set version), the usual splits first."""
+        key = (dataset.id, dataset.n_clips, str(dataset.updated_at))
+        if key not in self._distributions:
+            dist: dict[str, dict[str, int]] = {}
+            for split, label, n in datasets_store.label_counts(session, dataset.id):
+                dist.setdefault(split, {})[label] = n
+            self._distributions[key] = {s: dict(sorted(dist[s].items())) for s in SPLITS if s in dist} | {
+                s: dict(sorted(v.items())) for s, v in dist.items() if s not in SPLITS}
+        return self._distributions[key]
+
+    def warm(self, session: Session, run: Run) -> int:
+        """Load everything a first page of ``run`` needs; returns its number of clips."""
+        frame = self.frame(session, run)
+        self.cloud(session, run, with_flag_column=False)
+        self.embeddings(session, run)
+        return len(frame.clip_ids)

@@ -1,0 +1,62 @@
+"""Data sets: looking one up by what the user names, listing the ready ones, their class counts,
+rejects and leakage report."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from app.store.models import Clip, Dataset, Reject
+
+
+def resolve_dataset(session: Session, ref: str | int | None) -> Dataset:
+    """A ready data set by id or name; ``None`` means the only (or newest) one."""
+    ready = select(Dataset).where(Dataset.status == "ready")
+    if ref is None or ref == "latest":
+        ds = session.scalars(ready.order_by(Dataset.id.desc())).first()
+    elif isinstance(ref, int) or str(ref).isdigit():
+        ds = session.scalars(ready.where(Dataset.id == int(ref))).first()
+    else:
+        ds = session.scalars(ready.where(Dataset.name == str(ref))).first()
+    if ds is None:
+        names = session.scalars(select(Dataset.name).where(Dataset.status == "ready")).all()
+        raise NotFound(
+            f"no data set {ref!r}" if ref not in (None, "latest") else "no data set has been ingested yet",
+            detail=f"known data sets: {', '.join(names) or 'none'}",
+            hint="run `earmark ingest PATH --name NAME` first",
+        )
+    return ds
+
+
+def get_dataset(session: Session, dataset_id: int) -> Dataset | None:
+    """A data set by primary key (ready or not), or None."""
+    return session.get(Dataset, dataset_id)
+
+
+def ready_datasets(session: Session) -> list[Dataset]:
+    """Ready data sets, newest first."""
+    return list(session.scalars(select(Dataset).where(Dataset.status == "ready").order_by(Dataset.id.desc())))
+
+
+def label_counts(session: Session, dataset_id: int) -> list[tuple[str, str, int]]:
+    """(split, label, clip count) for every split and label of a data set."""
+    rows = session.execute(select(Clip.split, Clip.label, func.count()).where(Clip.dataset_id == dataset_id)
+                           .group_by(Clip.split, Clip.label)).all()
+    return [(s, lab, int(n)) for s, lab, n in rows]
+
+
+def rejects(session: Session, dataset_id: int, limit: int = 200) -> list[Reject]:
+    """The first ``limit`` ingest rejects of a data set."""
+    return list(session.scalars(select(Reject).where(Reject.dataset_id == dataset_id).order_by(Reject.id)
+                                .limit(limit)))
+
+
+def set_leakage_key(session: Session, dataset_id: int, values: dict) -> None:
+    """Replace some keys of a data set's leakage report (e.g. what ``earmark analyze`` found). Caller commits."""
+    ds = session.get(Dataset, dataset_id)
+    if ds is None:
+        return
+    leakage = dict(ds.leakage or {})
+    leakage.update(values)
+    ds.leakage = leakage
