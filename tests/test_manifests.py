@@ -24,7 +24,7 @@ from ml.manifests import (
     read_manifest,
     read_split_manifests,
 )
-from ml.name_patterns import REJECT_REASON, apply_name_pattern, scan_name_pattern
+from ml.name_patterns import REJECT_REASON, apply_name_pattern, scan_name_pattern, walk_audio
 from ml.speech_commands import scan, which_set
 from ml.tables import ManifestError
 from tests.conftest import skip_or_fail
@@ -395,3 +395,16 @@ def test_parquet_nested_columns_are_ignored_and_a_broken_file_is_refused(tmp_pat
     assert m.meta_types == {"age": "number"} and "'audio' holds nested values" in m.notes[0]
     err = _bad(tmp_path, b"PAR1 this is not parquet", "broken.parquet")
     assert "not a readable Parquet file" in err.title
+
+
+def test_walk_skips_fifos_hidden_files_and_links_out_and_rejects_bad_names(tmp_path):
+    _clips(tmp_path / "data" / "yes", ["a.wav", ".hidden.wav"])
+    _clips(tmp_path / "outside", ["x.wav"])
+    os.mkfifo(tmp_path / "data" / "yes" / "pipe.wav")
+    os.symlink(tmp_path / "outside" / "x.wav", tmp_path / "data" / "yes" / "out.wav")
+    os.symlink(tmp_path / "data" / "yes" / "a.wav", tmp_path / "data" / "yes" / "in.wav")
+    with open(os.fsencode(tmp_path / "data" / "yes") + b"/bad\xff.wav", "wb") as fh:
+        fh.write((tmp_path / "data" / "yes" / "a.wav").read_bytes())
+    clips, noise, rejects = walk_audio(tmp_path / "data")
+    assert clips == ["yes/a.wav", "yes/in.wav"] and noise == []
+    assert [(r[1], r[2]) for r in rejects] == [("bad_name", "the file name is not valid UTF-8")]

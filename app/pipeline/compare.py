@@ -9,7 +9,9 @@ Run ``a`` is the baseline, ``b`` the newer run. Per split:
   the clips whose target differs (relabeled by flags), because accuracy measured against changed
   labels can rise from the relabeling alone;
 - the clips whose prediction changed: *fixed* (wrong in a, right in b) and *broke* (right in a,
-  wrong in b), each against its own run's target.
+  wrong in b), among the clips whose target is the same in both runs (a relabeled clip that b
+  predicts as its new label was not fixed: its label was), and the confusion matrices of those
+  same-target clips, whose difference shows what the model changed, not what the flags did.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def _agreement(session: Session, a: Run, b: Run) -> dict[str, dict]:
     same = pa.target == pb.target
     ones = lambda cond: func.sum(case((cond, 1), else_=0))  # noqa: E731 - portable SUM(boolean)
     q = (select(Clip.split, same.label("same"), func.count(), ones(pa.agree), ones(pb.agree),
-                ones(and_(~pa.agree, pb.agree)), ones(and_(pa.agree, ~pb.agree)))
+                ones(and_(same, ~pa.agree, pb.agree)), ones(and_(same, pa.agree, ~pb.agree)))
          .select_from(pa).join(pb, and_(pb.clip_id == pa.clip_id, pb.run_id == b.id))
          .join(Clip, Clip.id == pa.clip_id).where(pa.run_id == a.id, _in_clip_order(pa))
          .group_by(Clip.split, same))
@@ -144,6 +146,27 @@ def _agreement(session: Session, a: Run, b: Run) -> dict[str, dict]:
     return out
 
 
+def _same_target_confusions(session: Session, a: Run, b: Run, aligned: list[str]) -> dict[str, tuple]:
+    """Per split: (a's, b's) confusion counts over the clips whose target is the same in both runs,
+    in ``aligned`` order, so that relabeling moves nothing between rows of their difference."""
+    pa, pb = aliased(Prediction), aliased(Prediction)
+    q = (select(Clip.split, pa.target, pa.pred, pb.pred, func.count())
+         .select_from(pa).join(pb, and_(pb.clip_id == pa.clip_id, pb.run_id == b.id, pb.target == pa.target))
+         .join(Clip, Clip.id == pa.clip_id).where(pa.run_id == a.id, _in_clip_order(pa))
+         .group_by(Clip.split, pa.target, pa.pred, pb.pred))
+    pos = {c: i for i, c in enumerate(aligned)}
+    out: dict[str, tuple] = {}
+    for split, target, pred_a, pred_b, n in session.execute(q).all():
+        if target not in pos:
+            continue
+        cma, cmb = out.setdefault(split, ([[0] * len(aligned) for _ in aligned], [[0] * len(aligned) for _ in aligned]))
+        if pred_a in pos:
+            cma[pos[target]][pos[pred_a]] += int(n)
+        if pred_b in pos:
+            cmb[pos[target]][pos[pred_b]] += int(n)
+    return out
+
+
 def _acc(n: int, ok_a: int, ok_b: int) -> dict:
     return {"n": n, "a_correct": ok_a, "b_correct": ok_b, "a_accuracy": ok_a / n if n else None,
             "b_accuracy": ok_b / n if n else None, "delta": (ok_b - ok_a) / n if n else None}
@@ -153,6 +176,7 @@ def compare_runs(session: Session, a: Run, b: Run) -> dict:
     """Everything the compare page shows for runs ``a`` (baseline) and ``b`` (see the module doc)."""
     aligned = align_classes(list(a.classes or []), list(b.classes or []))
     agreement = _agreement(session, a, b)
+    same_cms = _same_target_confusions(session, a, b, aligned)
     splits = [s for s in SPLIT_ORDER if s in (a.metrics or {}) or s in (b.metrics or {}) or s in agreement]
     out = {"a": _run_info(a), "b": _run_info(b), "classes": aligned, "splits": {}}
     for split in splits:
@@ -166,6 +190,8 @@ def compare_runs(session: Session, a: Run, b: Run) -> dict:
         cma = _reindex(ma.get("confusion"), list(a.classes or []), aligned)
         cmb = _reindex(mb.get("confusion"), list(b.classes or []), aligned)
         diff = [[y - x for x, y in zip(ra_, rb_, strict=True)] for ra_, rb_ in zip(cma, cmb, strict=True)]
+        sa, sb = same_cms.get(split, ([[0] * len(aligned) for _ in aligned],) * 2)
+        same_diff = [[y - x for x, y in zip(ra_, rb_, strict=True)] for ra_, rb_ in zip(sa, sb, strict=True)]
         ag = agreement.get(split, {"same_target": _acc(0, 0, 0), "relabeled": _acc(0, 0, 0), "fixed": 0, "broke": 0})
         ag.setdefault("only_a", 0)
         ag.setdefault("only_b", 0)
@@ -175,6 +201,7 @@ def compare_runs(session: Session, a: Run, b: Run) -> dict:
             "delta": {"accuracy": _delta(ma.get("accuracy"), mb.get("accuracy")),
                       "macro_f1": _delta(ma.get("macro_f1"), mb.get("macro_f1"))},
             "per_class": rows, "confusion_a": cma, "confusion_b": cmb, "confusion_diff": diff,
+            "same_target_confusion_a": sa, "same_target_confusion_b": sb, "same_target_confusion_diff": same_diff,
             "agreement": ag,
         }
     return out
@@ -186,7 +213,9 @@ def changed_clips(session: Session, a: Run, b: Run, kind: str = "fixed", split: 
     if kind not in CHANGE_KINDS:
         raise EarmarkError(f"unknown change kind {kind!r}", hint="use fixed or broke", status=422)
     pa, pb = aliased(Prediction), aliased(Prediction)
-    cond = and_(~pa.agree, pb.agree) if kind == "fixed" else and_(pa.agree, ~pb.agree)
+    # a relabeled clip is neither: b is scored against another target (the relabeled tile counts them)
+    cond = and_(pa.target == pb.target, ~pa.agree, pb.agree) if kind == "fixed" else \
+        and_(pa.target == pb.target, pa.agree, ~pb.agree)
     base = (select(Clip.id, Clip.path, Clip.label, Clip.split, pa.target, pa.pred, pa.confidence,
                    pb.target, pb.pred, pb.confidence)
             .select_from(pa).join(pb, and_(pb.clip_id == pa.clip_id, pb.run_id == b.id))
