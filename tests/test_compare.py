@@ -60,8 +60,8 @@ def _brute(s, a_id, b_id, split):
     same = [c for c in pa if c in pb and splits[c] == split and pa[c].target == pb[c].target]
     rel = [c for c in pa if c in pb and splits[c] == split and pa[c].target != pb[c].target]
     ok = lambda p: p.pred == p.target  # noqa: E731
-    fixed = sorted(c for c in pa if c in pb and splits[c] == split and not ok(pa[c]) and ok(pb[c]))
-    broke = sorted(c for c in pa if c in pb and splits[c] == split and ok(pa[c]) and not ok(pb[c]))
+    fixed = sorted(c for c in same if not ok(pa[c]) and ok(pb[c]))  # relabeled clips are neither
+    broke = sorted(c for c in same if ok(pa[c]) and not ok(pb[c]))
     return dict(same=(len(same), sum(ok(pa[c]) for c in same), sum(ok(pb[c]) for c in same)),
                 rel=(len(rel), sum(ok(pa[c]) for c in rel), sum(ok(pb[c]) for c in rel)), fixed=fixed, broke=broke)
 
@@ -81,6 +81,11 @@ def test_compare_counts_match_brute_force(store, tmp_path):
             assert (rl["n"], rl["a_correct"], rl["b_correct"]) == want["rel"]
             assert rl["n"] > 0 and st["n"] > 0
             assert (ag["fixed"], ag["broke"]) == (len(want["fixed"]), len(want["broke"]))
+            # the same-target matrices hold exactly the same-target clips, and their diagonals the correct ones
+            sp = res["splits"][split]
+            sa, sb = np.array(sp["same_target_confusion_a"]), np.array(sp["same_target_confusion_b"])
+            assert sa.sum() == sb.sum() == st["n"] and (np.trace(sa), np.trace(sb)) == want["same"][1:]
+            assert (np.array(sp["same_target_confusion_diff"]) == sb - sa).all()
             assert ag["only_a"] == ag["only_b"] == 0
             fixed, total = cmp.changed_clips(s, a, b, "fixed", split, limit=1000)
             assert sorted(c["clip_id"] for c in fixed) == want["fixed"] and total == len(want["fixed"])
@@ -149,7 +154,7 @@ def test_compare_page_shows_everything(store, tmp_path):
     html = r.text
     assert "<b>retrained</b>" not in html and "&lt;b&gt;retrained&lt;/b&gt;" in html
     assert "Judge the model by the same-target clips" in html
-    assert f'<tr data-class="{CUT}">' in html and "b was retrained from a" in html
+    assert f'<tr data-class="{CUT}"' in html and "b was retrained from a" in html
     fig = json.loads(re.search(r'id="cm-diff-data">(.*?)</script>', html, re.S).group(1))
     assert fig["data"][0]["type"] == "heatmap" and fig["data"][0]["x"][-1] == CUT
     assert "/static/vendor/plotly.min.js" in html and "/static/compare.js" in html
@@ -169,7 +174,7 @@ def test_compare_page_pagination(sqlite_store, tmp_path, monkeypatch):
     with sqlite_store.sessions() as s:
         fa, fb = _two_runs(s, tmp_path / "d", n_clips=90)
         total = len(_brute(s, fa.run_id, fb.run_id, "train")["fixed"])
-    monkeypatch.setattr("app.web.routes.compare.PAGE_SIZE", 5)
+    monkeypatch.setattr("app.web.routes.compare.PAGE_SIZE", 2)  # 5 same-target fixes: three pages
     client = TestClient(create_app(sqlite_store.settings))
     seen = []
     for page in range(1, 100):
@@ -178,7 +183,7 @@ def test_compare_page_pagination(sqlite_store, tmp_path, monkeypatch):
         if not rows:
             break
         seen += rows
-    assert len(seen) == len(set(seen)) == total and total > 5
+    assert len(seen) == len(set(seen)) == total and total > 2
 
 
 def test_compare_page_without_two_runs(sqlite_store, tmp_path):

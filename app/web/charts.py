@@ -92,3 +92,40 @@ def top_confusions(labels: list[str], counts: list[list[int]], rates: list[list[
              for i, row in enumerate(counts) for j, n in enumerate(row) if i != j and n]
     pairs.sort(key=lambda p: (-p["n"], -p["rate"], p["label"], p["pred"]))
     return pairs[:k]
+
+
+def confusion_diff_figure(classes: list[str], diff: list[list[int]], cma: list[list[int]], cmb: list[list[int]],
+                          new_classes: list[str] | None = None) -> dict:
+    """Heatmap of ``b - a`` confusion counts over the clips whose target is the same in both runs.
+
+    Colour is the change for the better: green where b has more correct clips (diagonal) or fewer
+    confusions (off it), red where it is worse; the text is the raw ``b - a`` count. Relabeled clips
+    are not in these matrices, so relabeling never shows as a change. The colour scale is set by
+    the classes both runs have: a class only b has (``_cutoff_``) is drawn, clamped to that scale.
+    """
+    n = len(classes)
+    new = {classes.index(c) for c in (new_classes or []) if c in classes}
+    good = [[(diff[i][j] if i == j else -diff[i][j]) for j in range(n)] for i in range(n)]
+    top = max([abs(good[i][j]) for i in range(n) for j in range(n) if i not in new and j not in new] + [1])
+    text = [[(f"{diff[i][j]:+d}" if diff[i][j] else "") for j in range(n)] for i in range(n)]
+    hover = [[f"target {classes[i]} → predicted {classes[j]}<br>a: {cma[i][j]} · b: {cmb[i][j]} · "
+              f"b − a: {diff[i][j]:+d}" for j in range(n)] for i in range(n)]
+    cell = 30 if n <= 20 else 22
+    return {
+        "data": [{
+            "type": "heatmap", "z": good, "x": classes, "y": classes, "text": text, "customdata": hover,
+            "texttemplate": "%{text}", "textfont": {"size": 10 if n <= 20 else 8},
+            "hovertemplate": "%{customdata}<extra></extra>", "zmin": -top, "zmax": top, "zmid": 0,
+            "colorscale": [[0, "#c92a2a"], [0.5, "#ffffff"], [1, "#2b8a3e"]], "xgap": 1, "ygap": 1,
+            "colorbar": {"title": {"text": "better →", "side": "right"}, "thickness": 12, "tickvals": []},
+        }],
+        "layout": {
+            "font": {**FONT, "size": 11}, "height": max(320, 150 + cell * n), "width": 190 + cell * n,
+            "margin": {"l": 20, "r": 20, "t": 10, "b": 20},
+            "xaxis": {"title": {"text": "predicted", "standoff": 14}, "tickangle": -50, "side": "bottom",
+                      "automargin": True, "tickmode": "array", "tickvals": classes, "ticktext": classes},
+            "yaxis": {"title": {"text": "target", "standoff": 14}, "autorange": "reversed", "automargin": True,
+                      "tickmode": "array", "tickvals": classes, "ticktext": classes},
+            "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
+        },
+    }

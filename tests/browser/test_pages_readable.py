@@ -26,7 +26,7 @@ from app.config import Settings
 from app.pipeline.ingest_report import leakage_report
 from app.store.db import open_store
 from app.store.models import Clip, ClipScore, Dataset, Finding, FindingClip, Prediction, Run
-from tests.browser.conftest import serve_in_thread
+from tests.browser.conftest import serve_in_thread, wait_for_js
 from tests.factories import _metrics, make_dataset, make_run
 
 pytestmark = pytest.mark.browser
@@ -277,11 +277,18 @@ def test_compare_matrix_scale_relabeling_axis_titles_sortable_table_and_fixed(de
     assert sum(sp["agreement"]["fixed"] for sp in api["splits"].values()) == info["fixed"]
     # the per-class table sorts by a click on a header, both ways
     th = wide.locator("#per-class th[data-sort=f1_delta]")
+
+    def column():
+        vals = wide.locator("#per-class tbody tr").evaluate_all("rs => rs.map(r => r.dataset.f1_delta)")
+        nums = [float(v) for v in vals if v != ""]
+        assert vals[len(nums):] == [""] * (len(vals) - len(nums))  # rows without a value (only b has the class) last
+        return nums
+
     th.click()
-    vals = wide.locator("#per-class tbody tr").evaluate_all("rs => rs.map(r => Number(r.dataset.f1_delta))")
+    vals = column()
     assert vals == sorted(vals) and th.get_attribute("aria-sort") == "ascending"
     th.click()
-    vals = wide.locator("#per-class tbody tr").evaluate_all("rs => rs.map(r => Number(r.dataset.f1_delta))")
+    vals = column()
     assert vals == sorted(vals, reverse=True)
     assert wide.errors == []
 
@@ -301,7 +308,7 @@ def test_clip_page_axes_playhead_times_and_cut_off_wording(demo_site, wide):
     head = wide.locator(".spectro-fig .playhead")
     x0 = head.bounding_box()["x"]
     wide.keyboard.press(" ")
-    wide.wait_for_function("document.getElementById('clip-audio').currentTime > 0.4", timeout=10_000)
+    wait_for_js(wide, "document.getElementById('clip-audio').currentTime > 0.4", timeout=10_000)
     assert head.is_visible() and head.bounding_box()["x"] > x0 + 100
     # times are local and relative, not raw ISO strings
     when = wide.locator("time[datetime]").first
