@@ -117,9 +117,9 @@ def _scalar_type(v: Any) -> str | None:
         return "boolean"
     if isinstance(v, (int, float)):
         return "number"
-    if isinstance(v, str):
-        return "text"
-    return "nested"
+    if isinstance(v, (list, tuple, dict, bytes, bytearray)):
+        return "nested"
+    return "text"  # str, and dates, times, decimals as their text
 
 
 def _read_jsonl(path: Path) -> Table:

@@ -3,6 +3,7 @@ sets (Arabic Speech Commands, FSDD, the Speech Commands sample) and every bad in
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -390,11 +391,13 @@ def test_decode_native_length_and_rate_limits(tmp_path):
 
 def test_parquet_nested_columns_are_ignored_and_a_broken_file_is_refused(tmp_path):
     _clips(tmp_path, ["a.wav", "b.wav"])
-    pq.write_table(pa.table({"file_name": ["a.wav", "b.wav"], "label": [1, 2], "age": [30, float("nan")],
+    day = datetime.date(2021, 5, 1)
+    pq.write_table(pa.table({"file_name": ["a.wav", "b.wav"], "label": [1, 2], "age": [30, float("nan")], "day": [day, None],
                              "audio": [{"bytes": b"x", "path": "a"}, {"bytes": b"y", "path": "b"}]}), tmp_path / "m.pq")
     m = read_manifest(tmp_path / "m.pq")
-    assert [(r.path, r.label, r.meta) for r in m.records] == [("a.wav", "1", {"age": 30}), ("b.wav", "2", {"age": None})]
-    assert m.meta_types == {"age": "number"} and "'audio' holds nested values" in m.notes[0]
+    assert [(r.path, r.label, r.meta) for r in m.records] == [("a.wav", "1", {"age": 30, "day": "2021-05-01"}),
+                                                              ("b.wav", "2", {"age": None, "day": None})]
+    assert m.meta_types == {"age": "number", "day": "text"} and "'audio' holds nested values" in m.notes[0]
     err = _bad(tmp_path, b"PAR1 this is not parquet", "broken.parquet")
     assert "not a readable Parquet file" in err.title
 
