@@ -46,7 +46,6 @@ from ml.tables import MANIFEST_EXTENSIONS, ManifestError, peek_columns
 
 # Speaker patterns applied with no option when every file name matches (see the module docstring).
 KNOWN_SPEAKER_PATTERNS = {"Arabic Speech Commands": r"(?P<speaker>\d{8})_NO_(?P<round>\d+)"}
-SPEAKER_LEAKAGE_NOT_CHECKED = "speaker leakage not checked: the clips' speakers are unknown"
 
 
 @dataclass
@@ -80,7 +79,9 @@ class SplitPlan:
     """Where the splits came from and whether speaker leakage can be checked."""
 
     source: str  # lists | archive | folders | column | files | pattern | speaker_hash | file_hash | mixed_hash
-    speaker_leakage: str  # checked | partial | not_checked
+    # checked | partial | not_checked: what the leakage report may claim (app/web/leakage.py words it);
+    # never "no speaker leakage" unless checked
+    speaker_leakage: str
     speakers_known: int  # clips with a speaker
     n_clips: int
 
@@ -292,14 +293,4 @@ def assign_splits(m: Manifest, validation_percentage: float = 10.0,
                for r in m.records]
     source = "speaker_hash" if known == n else "mixed_hash" if known else "file_hash"
     return replace(m, records=records, split_source=source), SplitPlan(source, leakage, known, n)
-
-
-def leakage_message(split: SplitPlan) -> str | None:
-    """What the leakage report must say instead of "none" when speakers are (partly) unknown; None when checked."""
-    if split.speaker_leakage == "not_checked":
-        return SPEAKER_LEAKAGE_NOT_CHECKED
-    if split.speaker_leakage == "partial":
-        return (f"speaker leakage checked on {split.speakers_known} of {split.n_clips} clips; "
-                "the others' speakers are unknown")
-    return None
 
