@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from PIL import Image
 
 from app.store.models import Clip, Dataset
@@ -120,3 +121,39 @@ def test_log_mel_of_a_cut_word_is_loud_at_the_end():
     db = media.log_mel(x, 16000)
     # the loudest band at the end is far above anything in the silent first 200 ms
     assert db[:, -5:].max(axis=0).min() > db[:, :20].max() + 30
+
+
+def test_model_view_is_exactly_what_the_model_hears():
+    """The clip page's 'model' spectrogram is the run's own front end (ml.features.LogMel), to float precision."""
+    import torch
+
+    from ml.config import TrainConfig
+    from ml.features import LogMel
+
+    cfg = TrainConfig(n_mels=40, win_ms=30.0, hop_ms=10.0)
+    fe = media.model_front_end(cfg.to_dict())
+    assert (fe.n_mels, fe.win, fe.hop, fe.n_fft) == (40, 480, 160, 512)
+    assert "40 mel bands, 30 ms window" in fe.label and "not the model" in media.DISPLAY.label
+    x = tone(freq=700.0, amp=0.4, start=0.2, stop=0.7) + 0.01 * np.random.default_rng(0).standard_normal(16000)
+    ours = media.log_mel(x.astype(np.float32), 16000, fe)
+    theirs = LogMel(16000, cfg.n_mels, cfg.win_samples, cfg.hop_samples, cfg.n_fft)(
+        torch.from_numpy(x.astype(np.float32))[None])[0].numpy()
+    assert ours.shape == theirs.shape == (40, 101)
+    np.testing.assert_allclose(ours, theirs, atol=2e-3)
+    # the display spectrogram is another picture (64 bands, dB), and says so
+    assert media.log_mel(x, 16000).shape[0] == 64
+    assert media.model_front_end(TrainConfig(model="m5").to_dict()) is None  # a raw-waveform model has none
+
+
+def test_clip_page_captions_each_spectrogram(site):
+    client, fx, _ = site
+    cid = fx.clip_ids[0]
+    page = client.get(f"/api/clips/{cid}?run={fx.run_id}").json()
+    views = {v["name"]: v for v in page["spectrograms"]}
+    assert set(views) == {"display", "model"} and "not the model's input" in views["display"]["label"]
+    assert views["model"]["url"] == f"/media/clips/{cid}/spectrogram.png?size=large&view=model&run={fx.run_id}"
+    html = client.get(f"/clips/{cid}?run={fx.run_id}").text
+    assert str(escape(views["display"]["label"])) in html and str(escape(views["model"]["label"])) in html
+    png = client.get(views["model"]["url"])
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content != client.get(views["display"]["url"]).content

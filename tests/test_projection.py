@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select, update
 
 from app.errors import Conflict
 from app.pipeline.analyze import analyze_run
 from app.pipeline.project import project_run
 from app.store.models import Clip, ClipScore, Embedding, NeighborList, Projection
+from app.web.main import create_app
 from ml.analysis.neighbors import knn_cosine
 from ml.analysis.projection import umap_2d
 from tests.factories import make_run
@@ -58,8 +60,16 @@ def test_project_stores_coordinates_and_neighbors_and_replaces_them(store, tmp_p
         assert s.execute(select(ClipScore.clip_id, ClipScore.cutoff_score).order_by(ClipScore.clip_id)).all() \
             == scores_before
 
-        # analyze reuses the graph and leaves it as it is; project after analyze keeps the analysis.
+        # the clip page reads the stored lists (not a recomputation): they come back as stored
         s.commit()
+        web = TestClient(create_app(store.settings))
+        page = web.get(f"/api/clips/{b}?run={fx.run_id}").json()
+        assert [(n["id"], n["similarity"]) for n in page["neighbors"]] == \
+            list(zip(rows[b].neighbor_ids, rows[b].similarities, strict=True))
+        html = web.get(f"/clips/{b}?run={fx.run_id}").text
+        assert all(f'href="/clips/{n}?run={fx.run_id}"' in html for n in rows[b].neighbor_ids)
+
+        # analyze reuses the graph and leaves it as it is; project after analyze keeps the analysis.
         lists = {r.clip_id: (r.neighbor_ids, r.similarities) for r in rows.values()}
         summary = analyze_run(store, fx.run_id)
         assert summary.neighbors_reused

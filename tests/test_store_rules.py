@@ -1,0 +1,57 @@
+"""The store is the one door: rules that keep it so, checked on the source tree.
+
+- no SQL under ``app/web`` (routes read through ``app.store`` and ``app.web.views``);
+- ``np.frombuffer`` on stored vectors only in ``app/store/codec.py``;
+- neighbour lists written only by ``earmark project``, clip scores only by ``earmark analyze``;
+- no legacy ``session.query`` anywhere under ``app/``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+APP = Path(__file__).resolve().parents[1] / "app"
+SQL_CALLS = re.compile(r"\bselect\(|\.execute\(|\.query\(")
+
+
+def _sources(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(APP.parent)): p.read_text(encoding="utf-8") for p in sorted(root.rglob("*.py"))}
+
+
+def _lines(sources: dict[str, str], pattern: re.Pattern) -> list[str]:
+    return [f"{name}:{i}: {line.strip()}" for name, text in sources.items()
+            for i, line in enumerate(text.splitlines(), start=1) if pattern.search(line)]
+
+
+def test_rules_no_sql_under_app_web():
+    hits = _lines(_sources(APP / "web"), SQL_CALLS)
+    assert hits == [], "routes must call app.store or app.web.views, not run SQL:\n" + "\n".join(hits)
+
+
+def test_rules_float32_blobs_decoded_only_by_the_codec():
+    hits = [h for h in _lines(_sources(APP), re.compile(r"np\.frombuffer\(|numpy\.frombuffer\("))
+            if not h.startswith("app/store/codec.py:")]
+    assert hits == [], "decode stored vectors with app.store.codec:\n" + "\n".join(hits)
+
+
+def test_rules_one_writer_for_neighbours_and_for_scores():
+    sources = _sources(APP)
+    writers = {
+        "replace_neighbors(": {"app/store/neighbors.py", "app/pipeline/project.py"},
+        "replace_clip_scores(": {"app/store/scores.py", "app/pipeline/analyze.py"},
+        "NeighborList(": {"app/store/models.py"},
+    }
+    for call, allowed in writers.items():
+        found = {name for name, text in sources.items() if call in text}
+        assert found <= allowed and found, f"{call} appears in {sorted(found - allowed)}"
+    # nothing but the store module writes the tables by hand
+    for table in ("NeighborList", "ClipScore"):
+        hand = re.compile(rf"(insert|delete|update)\({table}\b|bulk_insert\(\w+, {table}\b")
+        hits = [h for h in _lines(sources, hand) if not h.startswith(("app/store/neighbors.py", "app/store/scores.py"))]
+        assert hits == [], "\n".join(hits)
+
+
+def test_rules_no_legacy_session_query_under_app():
+    hits = _lines(_sources(APP), re.compile(r"\.query\("))
+    assert hits == [], "use 2.0-style select():\n" + "\n".join(hits)
