@@ -20,8 +20,8 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.errors import Conflict, EarmarkError
-from app.pipeline.common import resolve_run
 from app.store.models import Clip, Prediction, Run
+from app.store.runs import resolve_run
 
 SPLIT_ORDER = ("train", "validation", "test")
 
