@@ -62,7 +62,8 @@ def live_site(tmp_path_factory):
     """(base URL, fixture) of a uvicorn server over a fresh store with one 150-clip run."""
     root = tmp_path_factory.mktemp("site")
     settings = Settings(data_dir=root / "earmark-data")
-    engine, sessions = open_store(settings)
+    store = open_store(settings)
+    engine, sessions = store.engine, store.sessions
     with sessions() as s:
         fx = make_run(s, root / "audio", n_clips=150)
     engine.dispose()

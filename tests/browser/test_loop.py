@@ -51,7 +51,8 @@ def loop_site(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("loop")
     settings = Settings(data_dir=root / "earmark-data")
-    engine, sessions = open_store(settings)
+    store = open_store(settings)
+    engine, sessions = store.engine, store.sessions
     with sessions() as s:
         fa, fb = _two_runs(s, root / "audio", n_clips=120)
         s.get(Run, fa.run_id).name = "melcnn-baseline"
