@@ -60,6 +60,33 @@
     player.play().catch((e) => toast("cannot play: " + e.message, true));
   }
 
+  /* <time datetime="ISO"> elements: local date and time, and how long ago ("3 minutes ago");
+   * a time without an offset is UTC (the store's clock). */
+  const rtf = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }) : null;
+  function ago(date) {
+    const s = (date.getTime() - Date.now()) / 1000;
+    if (Math.abs(s) < 60) return "under a minute ago";
+    const units = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400], ["hour", 3600], ["minute", 60]];
+    for (const [unit, secs] of units) {
+      if (Math.abs(s) >= secs) {
+        const n = Math.round(s / secs);
+        return rtf ? rtf.format(n, unit) : Math.abs(n) + " " + unit + (Math.abs(n) === 1 ? "" : "s") + " ago";
+      }
+    }
+    return "";
+  }
+  function humanTimes(root) {
+    (root || document).querySelectorAll("time[datetime]").forEach((el) => {
+      let iso = el.getAttribute("datetime");
+      if (!iso) return;
+      if (!/(Z|[+-]\d\d:?\d\d)$/.test(iso)) iso += "Z";
+      const date = new Date(iso);
+      if (isNaN(date.getTime())) return;
+      el.textContent = date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) + " (" + ago(date) + ")";
+      el.title = date.toString();
+    });
+  }
+
   /* plotly config for every chart: nothing may leave the machine (no "Share chart", no logo link) */
   const LOCAL_ONLY = { displaylogo: false, showSendToCloud: false, plotlyServerURL: "", responsive: true };
   function plotConfig(extra) { return Object.assign({}, extra || {}, LOCAL_ONLY); }
@@ -208,9 +235,10 @@
       });
     });
     wireFlagForms(document);
+    humanTimes(document);
     document.addEventListener("keydown", onKey);
   });
 
   window.earmark = { post, getJSON, toast, author, play, player, setFlag, clearFlag, showFlag, labels, vocab,
-    askLabel, runParam, wireFlagForms, plotConfig };
+    askLabel, runParam, wireFlagForms, plotConfig, humanTimes };
 })();

@@ -5,6 +5,8 @@ No I/O and no store access here, so each builder is easy to test.
 
 from __future__ import annotations
 
+import math
+
 ACCENT = "#3b5bdb"
 WARN = "#e8590c"
 FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12, color="#1c2430")
@@ -129,3 +131,51 @@ def confusion_diff_figure(classes: list[str], diff: list[list[int]], cma: list[l
             "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
         },
     }
+
+
+def _nice_step(span: float, target: int = 4) -> float:
+    """A round tick step giving about ``target`` intervals over ``span``."""
+    for step in (0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0):
+        if span / step <= target:
+            return step
+    return 120.0
+
+
+def time_ticks(duration_s: float) -> list[dict]:
+    """Ticks of a time axis over a clip: ``[{label, pct}]``, the unit on the last one ("1.0 s")."""
+    if not duration_s or duration_s <= 0:
+        return []
+    step = _nice_step(duration_s)
+    n = int(duration_s / step + 1e-9)
+    ticks = [dict(label=f"{k * step:g}", pct=round(100 * k * step / duration_s, 3)) for k in range(n + 1)]
+    ticks[-1]["label"] += " s"
+    return ticks
+
+
+def _hz_to_mel(f: float) -> float:
+    return 2595.0 * math.log10(1.0 + f / 700.0)
+
+
+def freq_ticks(sample_rate: int, n_mels: int, f_min: float) -> list[dict]:
+    """Ticks of a mel spectrogram's frequency axis: ``[{label, pct}]``, ``pct`` from the bottom.
+
+    The image's rows are the ``n_mels`` HTK-mel bands from ``f_min`` to Nyquist
+    (``app.web.media.mel_filterbank``), stretched so the lowest band's centre is at the bottom
+    and the highest's at the top.
+    """
+    lo, hi = _hz_to_mel(f_min), _hz_to_mel(sample_rate / 2)
+    edges = [lo + (hi - lo) * k / (n_mels + 1) for k in range(n_mels + 2)]
+    first, last = edges[1], edges[n_mels]
+    out = []
+    for f in (100, 250, 500, 1000, 2000, 4000, 8000, 16000):
+        pos = (_hz_to_mel(f) - first) / (last - first)
+        if 0.0 <= pos <= 1.0:
+            out.append(dict(label=f"{f // 1000:g} kHz" if f >= 1000 else f"{f} Hz", pct=round(100 * pos, 3)))
+    return out
+
+
+def clip_axes(duration_s: float, sample_rate: int, front_ends: dict) -> dict:
+    """The clip page's axes: ``{time: ticks, freq: {view name: ticks}}`` for the spectrogram views
+    (``front_ends``: view name -> an ``app.web.media.FrontEnd`` or None) and the waveform."""
+    return dict(time=time_ticks(duration_s),
+                freq={name: freq_ticks(sample_rate, fe.n_mels, fe.f_min) for name, fe in front_ends.items() if fe})

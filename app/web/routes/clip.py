@@ -6,8 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.store.datasets import get_dataset
-from app.web import urls, views
+from app.web import charts, media, urls, views
 from app.web.deps import CacheDep, ClipDep, ClipFilterDep, RunDep, SessionDep, filter_params, render
+from ml.analysis.cutoff import CUTOFF_THRESHOLD
 
 router = APIRouter()
 
@@ -20,8 +21,11 @@ def show_clip(clip: ClipDep, request: Request, session: SessionDep, cache: Cache
     prev_id, next_id, pos, total = views.position_in_list(session, cache, run, f, clip.id)
     dataset = get_dataset(session, run.dataset_id)
     labels = sorted(set(dataset.labels or []) | set(run.classes or []))
+    axes = charts.clip_axes(detail["duration_s"], detail["sample_rate"],
+                            {"display": media.DISPLAY, "model": media.model_front_end(run.config)})
     return render(
-        request, "clip.html", run=run, clip=detail, labels=labels, pos=pos, total=total,
+        request, "clip.html", run=run, clip=detail, labels=labels, pos=pos, total=total, axes=axes,
+        cut_off_threshold=CUTOFF_THRESHOLD,
         prev_url=urls.clip_page(prev_id, run.id, **context) if prev_id else None,
         next_url=urls.clip_page(next_id, run.id, **context) if next_id else None,
         list_url=urls.clip_list(run.id, **context),

@@ -1,0 +1,31 @@
+/* The clip page: a playhead over the spectrograms and the waveform while the clip plays, and a
+ * click on either plays from that moment. */
+(function () {
+  "use strict";
+  const audio = document.getElementById("clip-audio");
+  if (!audio) return;
+  const heads = Array.from(document.querySelectorAll(".media-fig .playhead"));
+  let frame = 0;
+
+  function place() {
+    const d = audio.duration;
+    const x = d && isFinite(d) ? Math.min(1, audio.currentTime / d) : 0;
+    heads.forEach((h) => { h.style.left = (100 * x).toFixed(3) + "%"; h.classList.toggle("on", x > 0); });
+  }
+  function tick() {
+    place();
+    frame = audio.paused ? 0 : window.requestAnimationFrame(tick);
+  }
+  audio.addEventListener("play", () => { if (!frame) frame = window.requestAnimationFrame(tick); });
+  ["pause", "ended", "seeked", "loadedmetadata", "timeupdate"].forEach((ev) => audio.addEventListener(ev, place));
+
+  document.querySelectorAll(".media-fig [data-seek]").forEach((plot) => {
+    plot.addEventListener("click", (ev) => {
+      const r = plot.getBoundingClientRect();
+      const d = audio.duration;
+      if (!d || !isFinite(d) || !r.width) return;
+      audio.currentTime = Math.max(0, Math.min(1, (ev.clientX - r.left) / r.width)) * d;
+      audio.play().catch((e) => window.earmark.toast("cannot play: " + e.message, true));
+    });
+  });
+})();
