@@ -61,7 +61,7 @@ def _band_step(x: np.ndarray, sample_rate: int) -> float:
     """Power above the 8 kHz-rate band minus power just below it, over the louder half of the frames."""
     if sample_rate < 2 * BAND_ABOVE_HZ[1] or x.size < _NFFT:
         return 0.0  # the clip's own rate is too low to hold the upper band: nothing to say
-    frames = np.lib.stride_tricks.sliding_window_view(x, _NFFT)[:: _NFFT // 2] * np.hanning(_NFFT)
+    frames = np.lib.stride_tricks.sliding_window_view(x, _NFFT)[::_NFFT] * np.hanning(_NFFT)  # (n_frames, NFFT)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # (n_frames, NFFT/2 + 1)
     energy = power.sum(axis=1)
     spec = power[energy >= np.median(energy)].mean(axis=0)  # louder half: the word, not the pauses

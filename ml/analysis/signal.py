@@ -5,8 +5,13 @@ non-overlapping 10 ms frames. A frame is "active" (speech or other sound) when i
 ``ACTIVE_BELOW_PEAK_DB`` of the loudest frame and clearly above the clip's own noise floor.
 
 ``cutoff_signal`` is a first, cheap indicator that the word runs past the end of the clip: the
-last 50 ms still hold energy close to the loudest part, in a clip that has a real dynamic range
-(so steady noise is not flagged). The analysis stage refines this with the model's view.
+last 50 ms still hold energy close to the loudest part and clearly above the clip's own noise
+floor, up to the last frame, in a clip that has a real dynamic range (so steady noise is not
+flagged). It is measured on the pre-emphasised signal (a first difference: the low-frequency
+rumble and mains hum of real recordings, which outlast the word, count for little) against an
+adaptive per-clip floor; digital silence (exact zeros) counts as a floor of ``DIGITAL_FLOOR_DB``
+and never as the end of a word. The analysis stage refines this with the model's view;
+``bench/plant_real.py`` measures it on real clips with planted cut-offs.
 """
 
 from __future__ import annotations
@@ -22,6 +27,19 @@ ABOVE_FLOOR_DB = 10.0  # ... and this far above the noise floor (10th percentile
 MIN_ACTIVE_DBFS = -60.0  # nothing quieter than this is ever "active"
 CUTOFF_END_DB = -20.0  # last 50 ms within 20 dB of the loudest frame -> still speaking
 CUTOFF_MIN_RANGE_DB = 15.0  # loudest frame at least this far above the floor (not steady noise)
+# The cut-off indicator works on the pre-emphasised signal, y[n] = x[n] - 0.97 x[n-1], against the
+# clip's own floor. On real clips with planted cut-offs (Arabic Speech Commands, seeds 0 and 1) it
+# raises the recall of the old plain-energy rule from 0.90 / 0.87 to 0.94 / 0.93 and cuts its false
+# alarms on clean clips from 32-35 to 11-12: most were words followed by rumble or hum, which the
+# plain energy saw as "still loud at the end".
+PRE_EMPHASIS = 0.97
+CUTOFF_ABOVE_FLOOR_DB = 6.0  # the last 50 ms at least this far above the floor (10th percentile frame) ...
+CUTOFF_LAST_FRAME_DB = 3.0  # ... and the very last 10 ms frame above it by this: sound up to the last sample
+# Pre-emphasis mutes low-frequency sounds (/w/, /m/, /u/): a clip whose plain energy is still within
+# 10 dB of its loudest frame, and 10 dB over its floor, at the end also counts (+0.02-0.04 recall).
+CUTOFF_PLAIN_END_DB = -10.0
+CUTOFF_PLAIN_ABOVE_FLOOR_DB = 10.0
+DIGITAL_FLOOR_DB = -100.0  # the floor of a clip padded with exact zeros: below any real recording's noise
 CLIP_LEVEL = 32766.0 / 32768.0  # |x| at or above this is a clipped int16 sample
 _EPS = 1e-12
 _FLOOR_DB = -120.0
@@ -64,6 +82,33 @@ def frame_energies(x: np.ndarray, sample_rate: int, frame_ms: float = FRAME_MS) 
     return _frame_means(np.square(x, dtype=np.float64), hop)
 
 
+def _end_levels(sq: np.ndarray, hop: int, end_n: int) -> tuple[float, float, float, float, float]:
+    """(range, end - loudest, end - floor, last frame - floor, end in dBFS) of squared samples ``sq``, in dB."""
+    frame_db = _db(_frame_means(sq, hop))  # (n_frames,)
+    k = max(0, int(0.1 * (len(frame_db) - 1)))
+    floor_db = max(float(np.partition(frame_db, k)[k]), DIGITAL_FLOOR_DB)
+    top_db = float(frame_db.max())
+    end_db = float(_db(float(sq[-end_n:].mean())))
+    return top_db - floor_db, end_db - top_db, end_db - floor_db, float(frame_db[-1]) - floor_db, end_db
+
+
+def _ends_in_sound(x: np.ndarray, sq: np.ndarray, sample_rate: int, end_n: int) -> bool:
+    """The cut-off indicator: the clip's last ``end_n`` samples are loud and above its own floor up to the
+    last frame, in a clip with a real dynamic range; on the pre-emphasised clip, or (for words whose end
+    is mostly low-frequency, like /w/, /m/ or /u/) much louder still on the plain one."""
+    hop = max(1, int(round(sample_rate * FRAME_MS / 1000.0)))
+    y = np.empty_like(x)
+    y[0] = x[0]
+    np.subtract(x[1:], PRE_EMPHASIS * x[:-1], out=y[1:])
+    rng, to_top, to_floor, last, end_db = _end_levels(np.square(y, dtype=np.float64), hop, end_n)
+    if (rng >= CUTOFF_MIN_RANGE_DB and to_top > CUTOFF_END_DB and to_floor >= CUTOFF_ABOVE_FLOOR_DB
+            and last >= CUTOFF_LAST_FRAME_DB and end_db > MIN_ACTIVE_DBFS - 10.0):
+        return True
+    rng, to_top, to_floor, last, end_db = _end_levels(sq, hop, end_n)
+    return (rng >= CUTOFF_MIN_RANGE_DB and to_top > CUTOFF_PLAIN_END_DB and to_floor >= CUTOFF_PLAIN_ABOVE_FLOOR_DB
+            and last >= CUTOFF_LAST_FRAME_DB and end_db > MIN_ACTIVE_DBFS - 10.0)
+
+
 def signal_stats(x: np.ndarray, sample_rate: int) -> SignalStats:
     """Stats of a float waveform ``x`` of shape (n,) in [-1, 1]."""
     x = np.asarray(x, dtype=np.float32)
@@ -96,12 +141,7 @@ def signal_stats(x: np.ndarray, sample_rate: int) -> SignalStats:
     end_n = max(1, int(round(sample_rate * END_MS / 1000.0)))
     end_power = float(sq[-end_n:].mean())
     end_energy_db = float(_db(end_power)) - loudest_db if loudest_db > _FLOOR_DB else 0.0
-    cutoff = bool(
-        active.size > 0
-        and end_energy_db > CUTOFF_END_DB
-        and loudest_db - floor_db >= CUTOFF_MIN_RANGE_DB
-        and trail_ms < END_MS
-    )
+    cutoff = bool(active.size > 0 and _ends_in_sound(x, sq, sample_rate, end_n))
     return SignalStats(
         duration_s=duration_s,
         rms_dbfs=rms_dbfs,
