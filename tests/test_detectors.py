@@ -298,3 +298,44 @@ def test_cutoff_signal_flags_real_words_cut_at_a_loud_part_and_not_the_clean_cli
     cut = np.arange(len(waves)) % 3 != 0
     assert (ev.score[cut] >= CUTOFF_THRESHOLD).all(), ev.score
     assert (ev.score[~cut] < CUTOFF_THRESHOLD).all(), ev.score
+
+
+def _real_clips(folder: str, rels: tuple[str, ...]) -> list[np.ndarray]:
+    from pathlib import Path
+
+    from ml.audio import read_wav
+    from tests.conftest import skip_or_fail
+
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / folder
+    if not root.is_dir():
+        skip_or_fail(f"real audio not found at {root} (see ../shared/data/README.md)")
+    return [read_wav(root / r)[0] for r in rels]
+
+
+def test_cutoff_signal_ignores_real_words_followed_by_rumble_and_flags_them_cut():
+    """Complete real Arabic words whose recordings go on with low-frequency rumble or hum to the end
+    (the plain-energy rule called them cut off) are not; the same words cut at a loud part are."""
+    from ml.plant import plant_cutoff, word_span
+
+    rels = ("dataset/backward/00000005_NO_03.flac", "dataset/close/00000003_NO_04.flac",
+            "dataset/digit/00000003_NO_01.flac", "dataset/five/00000005_NO_04.flac",
+            "dataset/nine/00000005_NO_03.flac", "dataset/right/00000004_NO_01.flac")
+    clips = _real_clips("arabic-speech-commands", rels)
+    assert not any(signal_stats(x, 16000).cutoff_signal for x in clips)
+    rng = np.random.default_rng(7)
+    cut = [plant_cutoff(x, 16000, word_span(x, 16000), rng, x.size, want="loud", shape="late_start")[0] for x in clips]
+    assert all(signal_stats(y, 16000).cutoff_signal for y in cut)
+
+
+def test_cutoff_signal_ignores_a_real_word_followed_by_digital_silence():
+    from ml.plant import word_span
+
+    clips = _real_clips("speech-commands-v0.01-sample", ("house/2f813234_nohash_1.wav", "yes/439c84f4_nohash_1.wav",
+                                                          "seven/51055bda_nohash_4.wav"))
+    for x in clips:
+        on, off = word_span(x, 16000)
+        y = x.copy()
+        y[off:] = 0.0  # the recorder stopped writing samples after the word: exact zeros to the end
+        st = signal_stats(y, 16000)
+        assert not st.cutoff_signal, st
+        assert st.trail_silence_ms >= 20
