@@ -7,6 +7,8 @@ the machine-readable ``/openapi.json``.
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 
 from app.web.deps import render
@@ -24,10 +26,26 @@ def _operations(schema: dict) -> list[dict]:
                            description=p.get("description") or (p.get("schema") or {}).get("description", ""))
                       for p in op.get("parameters", [])]
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
-            ops.append(dict(method=method.upper(), path=path, summary=op.get("summary", ""),
-                            description=op.get("description", ""), params=params,
+            ops.append(dict(method=method.upper(), path=path, summary=segments(op.get("summary", "")),
+                            description=segments(first_paragraph(op.get("description", ""))), params=params,
                             body=(body.get("$ref") or "").rsplit("/", 1)[-1], tags=op.get("tags", [])))
     return ops
+
+
+def first_paragraph(text: str) -> str:
+    """The first paragraph of a docstring, its wrapped lines joined (a line alone may stop mid-sentence)."""
+    para = re.split(r"\n\s*\n", (text or "").strip(), maxsplit=1)[0]
+    return " ".join(line.strip() for line in para.splitlines())
+
+
+def segments(text: str) -> list[dict]:
+    """reStructuredText-ish ``code`` and `code` spans as ``[{text, code}]``, for the template to render
+    escaped (no ``|safe``); other markup is left as text."""
+    out = []
+    for i, part in enumerate(re.split(r"``(.+?)``|`([^`]+)`", text or "")):
+        if part:
+            out.append(dict(text=part, code=i % 3 != 0))
+    return out
 
 
 def _any_of(schema: dict) -> str:
