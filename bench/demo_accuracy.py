@@ -17,9 +17,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.config import Settings
-from app.pipeline.common import resolve_run
 from app.store.db import open_store
 from app.store.models import Clip, Prediction
+from app.store.runs import resolve_run
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     with args.defects.open(newline="") as fh:
         defective = {row["path"]: row["defect"] for row in csv.DictReader(fh)}
-    _engine, sessions = open_store(Settings())
+    sessions = open_store(Settings()).sessions
     print("| run | split | clean clips | clean accuracy | defective clips | accuracy on defective |")
     print("|---|---|---:|---:|---:|---:|")
     with sessions() as s:

@@ -54,7 +54,8 @@ def main() -> None:
         root = tmp / "ds"
         paths, labels, _noise = make_wavs(root, args.clips, args.classes)
         settings = Settings(data_dir=tmp / "data", database_url=args.database_url, device=args.device)
-        _, sessions = open_store(settings)
+        store = open_store(settings)
+        sessions = store.sessions
         classes = [f"c{c:02d}" for c in range(args.classes)]
         name = f"bench-infer-{int(time.time())}"
         with sessions() as s:
@@ -91,7 +92,7 @@ def main() -> None:
             marks.setdefault(stage, []).append(time.perf_counter())
 
         t0 = time.perf_counter()
-        infer_run(settings, run_id, progress=on_progress, batch_size=args.batch_size)
+        infer_run(store, run_id, progress=on_progress, batch_size=args.batch_size)
         total = time.perf_counter() - t0
         if args.database_url:  # leave a shared database as we found it
             with sessions() as s:

@@ -67,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         settings, run_id = build_store(args.data_dir, args.clips, args.dim)
         from app.store.db import open_store
 
-        _, sessions = open_store(settings)
-        with sessions() as s:
-            summary = project_run(s, run_id, seed=None)
+        summary = project_run(open_store(settings), run_id, seed=None)
         rows.append(("`project_run` end to end (store read, kNN, UMAP, write)",
                      summary.neighbors_s + summary.umap_s + summary.write_s))
         rows.append(("  of which: write projections + neighbour lists", summary.write_s))

@@ -25,8 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.config import Settings  # noqa: E402
+from app.store.clips import load_clips  # noqa: E402
 from app.store.db import open_store  # noqa: E402
-from app.store.models import Clip, Dataset, Run  # noqa: E402
+from app.store.models import Clip, Dataset  # noqa: E402
+from app.store.runs import newest_complete_run  # noqa: E402
 
 LABELS = ["backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
           "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
@@ -39,16 +41,16 @@ def build_store(data_dir: Path, n_clips: int, n_media: int) -> tuple[Settings, i
     from tests.factories import make_run
 
     settings = Settings(data_dir=data_dir)
-    engine, sessions = open_store(settings)
-    with sessions() as s:
-        run = s.query(Run).filter(Run.status == "complete").order_by(Run.id.desc()).first()
-        if run is None:
+    store = open_store(settings)
+    with store.session() as s:
+        run = newest_complete_run(s)
+        if run is None or run.status != "complete":
             t = time.perf_counter()
             make_run(s, data_dir / "audio", n_clips=n_clips, labels=LABELS, dim=64, write_audio=False, seed=1)
             print(f"built {n_clips:,} clips in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-            run = s.query(Run).order_by(Run.id.desc()).first()
+            run = newest_complete_run(s)
         root = Path(s.get(Dataset, run.dataset_id).root)
-        ids = [c for (c,) in s.query(Clip.id).filter(Clip.dataset_id == run.dataset_id).order_by(Clip.id)]
+        ids = load_clips(s, run.dataset_id).ids
         rng = np.random.default_rng(0)
         media = sorted(int(i) for i in rng.choice(ids, size=min(n_media, len(ids)), replace=False))
         for cid in media:  # real audio only where the bench asks for media
@@ -57,7 +59,7 @@ def build_store(data_dir: Path, n_clips: int, n_media: int) -> tuple[Settings, i
                 t = np.arange(16000) / 16000
                 write_wav(root / clip.path, (0.3 * np.sin(2 * np.pi * 440 * t) * (t > 0.2) * (t < 0.8)).astype("f4"))
         run_id = run.id
-    engine.dispose()
+    store.engine.dispose()
     return settings, run_id, media
 
 
