@@ -239,6 +239,28 @@
     document.addEventListener("keydown", onKey);
   });
 
-  window.earmark = { post, getJSON, toast, author, play, player, setFlag, clearFlag, showFlag, labels, vocab,
-    askLabel, runParam, wireFlagForms, plotConfig, humanTimes };
+  /* A bulk flag (the cloud's "Flag selected", the Issues page's "Flag all"): ask the server first what it
+   * would do (dry_run), confirm with the count, and never replace a flag a person wrote unless the user
+   * says so in a second question. Resolves to the server's answer, or null when the user cancels. */
+  async function bulkFlag(target, body, what) {
+    const plan = await post(target, Object.assign({}, body, { dry_run: true }));
+    const reason = String(plan.reason || body.reason || "").replace(/_/g, " ");
+    const total = plan.flagged + plan.kept;
+    let msg = "Flag " + total.toLocaleString() + " " + what + " as " + reason + "?";
+    if (plan.kept) msg += "\n\n" + plan.kept.toLocaleString() + " of them already have a flag a person wrote.";
+    if (!window.confirm(msg)) return null;
+    let overwrite = false;
+    if (plan.kept) {
+      overwrite = window.confirm("Replace the " + plan.kept.toLocaleString() + " flag(s) people wrote?\n\n" +
+        "OK: replace them. Cancel: keep them and flag the other " + plan.flagged.toLocaleString() + ".");
+    }
+    const res = await post(target, Object.assign({}, body, { overwrite_people: overwrite }));
+    toast("flagged " + res.flagged.toLocaleString() + " " + what + " as " + reason +
+      (res.kept ? "; kept " + res.kept.toLocaleString() + " flag(s) people wrote" : "") +
+      (res.replaced ? "; replaced " + res.replaced.toLocaleString() + " written by people" : ""));
+    return res;
+  }
+
+  window.earmark = { post, getJSON, toast, author, play, player, setFlag, clearFlag, showFlag, labels, vocab, url,
+    askLabel, runParam, wireFlagForms, plotConfig, humanTimes, bulkFlag };
 })();

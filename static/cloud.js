@@ -176,12 +176,15 @@
       const body = { clip_ids: selected, reason: fd.get("reason"), corrected_label: fd.get("corrected_label") || null,
         note: fd.get("note") || "", author: earmark.author() };
       if (cfg.finding) body.finding_id = cfg.finding;
-      const r = await earmark.post("/api/flags/bulk", body);
-      earmark.toast(r.flagged.toLocaleString() + " clips flagged: " + r.reason.replace("_", " "));
+      if (!body.reason) { earmark.toast("pick a reason first", true); return; }
+      const r = await earmark.bulkFlag(earmark.url("flags_bulk"), body, "selected clips");
+      if (!r) return;
       const code = 1 + meta.flag_reasons.indexOf(r.reason);
-      const set = new Set(selected);
+      const kept = new Set(r.kept_ids || []);  // people's flags the server left as they were
+      const written = selected.filter((id) => !kept.has(id));
+      const set = new Set(written);
       for (let i = 0; i < meta.n; i++) if (set.has(cols.clip_id[i])) cols.flag[i] = code;
-      selected.forEach((id) => earmark.showFlag(id, { reason: r.reason, corrected_label: r.corrected_label }));
+      written.forEach((id) => earmark.showFlag(id, { reason: r.reason, corrected_label: r.corrected_label }));
       if (cfg.color === "flag") draw();
     } catch (e) { earmark.toast(e.message, true); }
   });

@@ -195,10 +195,12 @@ class BulkResult:
     kept: int = 0  # flags people wrote, left as they were
     replaced: int = 0  # flags people wrote, replaced (only with overwrite_people)
     skipped: int = 0  # clips left alone for another reason (a 'mislabeled' finding clip without a label)
+    kept_ids: list[int] = field(default_factory=list)  # the clips of ``kept``
 
     def as_dict(self) -> dict:
         """The API form."""
-        return {"flagged": self.flagged, "kept": self.kept, "replaced": self.replaced, "skipped": self.skipped}
+        return {"flagged": self.flagged, "kept": self.kept, "replaced": self.replaced, "skipped": self.skipped,
+                "kept_ids": self.kept_ids}
 
 
 def _write_bulk(session: Session, rows: list[dict], overwrite_people: bool, dry_run: bool,
@@ -207,7 +209,7 @@ def _write_bulk(session: Session, rows: list[dict], overwrite_people: bool, dry_
     if overwrite_people:
         result.replaced = len(people)
     else:
-        result.kept = len(people)
+        result.kept, result.kept_ids = len(people), sorted(people)
         rows = [r for r in rows if r["clip_id"] not in people]
     result.flagged = len(rows)
     if not dry_run:
