@@ -163,9 +163,9 @@ class Prediction(Base):
     target: Mapped[str] = mapped_column(String(100))  # the clip's label as mapped into the run's classes
     pred: Mapped[str] = mapped_column(String(100))
     confidence: Mapped[float] = mapped_column(Float)
-    loss: Mapped[float] = mapped_column(Float)  # cross-entropy against target
+    loss: Mapped[float | None] = mapped_column(Float, nullable=True)  # cross-entropy against target; None without probs
     agree: Mapped[bool] = mapped_column(Boolean)
-    probs: Mapped[bytes] = mapped_column(LargeBinary)  # float32[len(run.classes)]
+    probs: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32[len(run.classes)]; None: reduced import
     oof_probs: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # k-fold, training split only
 
 
