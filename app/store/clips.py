@@ -3,14 +3,16 @@ the clip list and clip page show (clip, prediction, score and flag in one query)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app.errors import ClipNotFound
 from app.store.flags import flag_dict, flags_for
-from app.store.models import Clip, ClipScore, Prediction, Run
+from app.store.models import Clip, ClipScore, Dataset, Prediction, Run
 
 
 @dataclass
@@ -86,4 +88,51 @@ def clip_rows(session: Session, run: Run, clip_ids: list[int]) -> list[dict]:
             cutoff_source="analysis" if has_score else "signal", suggested_label=r.suggested_label,
             flag=flag_dict(flags.get(cid)),
         ))
+    return out
+
+
+def clip_meta(session: Session, clip_id: int) -> dict:
+    """A clip's metadata (column name -> value), in its data set's column order; {} when it has none."""
+    row = session.execute(select(Clip.meta, Dataset.meta_columns).join(Dataset, Dataset.id == Clip.dataset_id)
+                          .where(Clip.id == clip_id)).first()
+    if row is None:
+        raise ClipNotFound(clip_id)
+    meta, columns = row[0] or {}, row[1] or {}
+    ordered = {name: meta[name] for name in columns if name in meta}
+    ordered.update({k: v for k, v in meta.items() if k not in ordered})
+    return ordered
+
+
+def meta_arrays(session: Session, dataset_id: int, clip_ids: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+    """Each metadata column of a data set as one array aligned with ``clip_ids``.
+
+    A ``number`` column is float64 with NaN where a clip has no value; ``text`` and ``boolean``
+    columns are object arrays of str / bool with None where missing. One query over the data set
+    (no IN list, so 105k ids cost one scan), then aligned by id.
+    """
+    columns = session.scalar(select(Dataset.meta_columns).where(Dataset.id == dataset_id)) or {}
+    ids = np.asarray(clip_ids, dtype=np.int64)
+    if not columns:
+        return {}
+    rows = session.execute(select(Clip.id, Clip.meta).where(Clip.dataset_id == dataset_id)
+                           .order_by(Clip.id)).all()
+    all_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    metas = [r[1] or {} for r in rows]
+    pos = np.searchsorted(all_ids, ids) if len(all_ids) else np.zeros(len(ids), dtype=np.int64)
+    pos = np.clip(pos, 0, max(len(all_ids) - 1, 0))
+    found = all_ids[pos] == ids if len(all_ids) else np.zeros(len(ids), dtype=bool)
+    out: dict[str, np.ndarray] = {}
+    for name, kind in columns.items():
+        if kind == "number":
+            full = np.array([m.get(name, np.nan) if m.get(name) is not None else np.nan for m in metas],
+                            dtype=np.float64)
+            col = np.where(found, full[pos] if len(full) else np.nan, np.nan)
+        else:
+            full_obj = np.empty(len(metas), dtype=object)
+            full_obj[:] = [m.get(name) for m in metas]
+            col = np.empty(len(ids), dtype=object)
+            col[:] = None
+            if len(full_obj):
+                col[found] = full_obj[pos[found]]
+        out[name] = col
     return out

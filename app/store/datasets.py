@@ -60,3 +60,8 @@ def set_leakage_key(session: Session, dataset_id: int, values: dict) -> None:
     leakage = dict(ds.leakage or {})
     leakage.update(values)
     ds.leakage = leakage
+
+
+def meta_columns(session: Session, dataset_id: int) -> dict[str, str]:
+    """A data set's metadata columns in manifest order: {name: "number" | "text" | "boolean"}."""
+    return dict(session.scalar(select(Dataset.meta_columns).where(Dataset.id == dataset_id)) or {})

@@ -56,6 +56,12 @@ class Dataset(Base):
     # {"files_in_several_splits": [...], "speakers_in_several_splits": [...], "identical_audio_across_splits": [...]}
     leakage: Mapped[dict] = mapped_column(JSON, default=dict)
     noise_files: Mapped[list] = mapped_column(JSON, default=list)  # relative paths of _background_noise_ WAVs
+    # metadata columns in manifest order: {name: "number" | "text" | "boolean"}
+    meta_columns: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
+    # whether the split was checked for speakers in several splits: checked | partial | not_checked
+    speaker_leakage: Mapped[str] = mapped_column(String(20), default="not_checked", server_default="not_checked")
+    # what was ingested: {"kind": ..., "manifests": [...], "options": {...}, "notes": [...]}
+    source: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -92,6 +98,7 @@ class Clip(Base):
     trail_silence_ms: Mapped[float] = mapped_column(Float)
     end_energy_db: Mapped[float] = mapped_column(Float)  # energy of the last 50 ms relative to the clip's peak frame
     cutoff_signal: Mapped[bool] = mapped_column(Boolean, default=False)  # speech still on in the last 50 ms
+    meta: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # metadata column -> value; None when none
 
 
 class Reject(Base):
