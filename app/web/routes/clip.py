@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.store.datasets import get_dataset
+from app.store.flags import correctable_labels
 from app.web import charts, media, urls, views
 from app.web.deps import CacheDep, ClipDep, ClipFilterDep, RunDep, SessionDep, filter_params, render
 from ml.analysis.cutoff import CUTOFF_THRESHOLD
@@ -20,7 +21,7 @@ def show_clip(clip: ClipDep, request: Request, session: SessionDep, cache: Cache
     context = filter_params(f)
     prev_id, next_id, pos, total = views.position_in_list(session, cache, run, f, clip.id)
     dataset = get_dataset(session, run.dataset_id)
-    labels = sorted(set(dataset.labels or []) | set(run.classes or []))
+    labels = correctable_labels(session, dataset, run)  # what a flag may correct to (app.flags)
     axes = charts.clip_axes(detail["duration_s"], detail["sample_rate"],
                             {"display": media.DISPLAY, "model": media.model_front_end(run.config)})
     return render(

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from app.store.datasets import get_dataset
 from app.store.findings import get_finding
+from app.store.flags import correctable_labels
 from app.web import views
 from app.web.deps import CacheDep, ClipFilterDep, PageNo, PerPage, RunDep, SessionDep, filter_params, render
 
@@ -20,7 +21,7 @@ def list_clips(request: Request, session: SessionDep, cache: CacheDep, run: RunD
     data = views.clip_page(session, cache, run, f, page, per_page)
     dataset = get_dataset(session, run.dataset_id)
     frame = cache.frame(session, run)
-    labels = sorted(set(frame.vocab) | set(dataset.labels or []))
+    labels = correctable_labels(session, dataset, run)  # what a flag may correct to (app.flags)
     finding_title = get_finding(session, f.finding).title if f.finding is not None else None
     return render(request, "clips.html", run=run, f=f, data=data, vocab=frame.vocab, labels=labels,
                   context=filter_params(f), finding_title=finding_title,

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 
 from app.store.datasets import get_dataset
 from app.store.findings import finding_clip_ids, get_finding
+from app.store.flags import correctable_labels
 from app.web import urls
 from app.web.deps import RunDep, SessionDep, render
 
@@ -32,7 +33,7 @@ def show_cloud(request: Request, session: SessionDep, run: RunDep,
         finding_title = get_finding(session, finding).title
         highlight = [int(i) for i in finding_clip_ids(session, finding)[:MAX_HIGHLIGHT]]
     dataset = get_dataset(session, run.dataset_id)
-    labels = sorted(set(dataset.labels or []) | set(run.classes or []))
+    labels = correctable_labels(session, dataset, run)  # what a flag may correct to (app.flags)
     config = dict(run_id=run.id, color=color, disagree=disagree, finding=finding, highlight=highlight,
                   meta_url=urls.api_cloud(run.id), bin_url=urls.api_cloud_bin(run.id))
     return render(request, "cloud.html", run=run, config=config, labels=labels, color=color, disagree=disagree,
