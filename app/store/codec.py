@@ -19,6 +19,15 @@ def encode(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=DTYPE).tobytes()
 
 
+def encode_rows(matrix: np.ndarray) -> list[bytes | None]:
+    """Each row of an (n, d) matrix as stored bytes, from one buffer; all-NaN rows (absent) become None."""
+    m = np.ascontiguousarray(matrix, dtype=DTYPE)
+    n, d = m.shape
+    buf, width = m.tobytes(), 4 * d
+    absent = np.isnan(m).all(axis=1) if d else np.zeros(n, bool)
+    return [None if absent[i] else buf[i * width:(i + 1) * width] for i in range(n)]
+
+
 def decode(blob: bytes) -> np.ndarray:
     """One stored vector back as a float32 array (d,) (a copy, safe to modify)."""
     return np.frombuffer(blob, dtype=DTYPE).astype(np.float32)

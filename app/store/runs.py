@@ -128,3 +128,19 @@ def complete_run_choices(session: Session, limit: int = 500) -> list[dict]:
         .where(Run.status == "complete").order_by(Run.id.desc()).limit(limit)
     ).all()
     return [dict(id=i, name=n, parent_run_id=p, dataset=d) for i, n, p, d in rows]
+
+
+def add_run(session: Session, **fields) -> Run:
+    """A new Run row with ``fields`` (dataset_id, name, model, status, classes, config, ...), flushed so it
+    has an id. Caller commits: an import adds the run and its predictions in one transaction."""
+    run = Run(**fields)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def update_run_config(session: Session, run_id: int, values: dict) -> None:
+    """Replace some keys of a run's ``config`` (e.g. which analysis parts were skipped). Caller commits."""
+    run = session.get(Run, run_id)
+    if run is not None:
+        run.config = {**(run.config or {}), **values}
