@@ -73,22 +73,22 @@ def iso_utc(dt: datetime) -> str:
     return dt.isoformat(timespec="microseconds") + "Z"
 
 
+def _member(kind: type[StrEnum], value: str, what: str):
+    try:
+        return kind(value)
+    except ValueError:
+        raise EarmarkError(f"unknown {what} {value!r}", hint=f"use one of: {', '.join(m.value for m in kind)}",
+                           status=422) from None
+
+
 def check_reason(reason: str) -> Reason:
     """``reason`` as a ``Reason``, or a 422 naming the reasons."""
-    try:
-        return Reason(reason)
-    except ValueError:
-        raise EarmarkError(f"unknown flag reason {reason!r}", hint=f"use one of: {', '.join(REASONS)}",
-                           status=422) from None
+    return _member(Reason, reason, "flag reason")
 
 
 def check_policy(policy: str) -> CutoffPolicy:
     """``policy`` as a ``CutoffPolicy``, or a 422 naming the policies."""
-    try:
-        return CutoffPolicy(policy)
-    except ValueError:
-        raise EarmarkError(f"unknown cut-off policy {policy!r}", hint=f"use one of: {', '.join(POLICIES)}",
-                           status=422) from None
+    return _member(CutoffPolicy, policy, "cut-off policy")
 
 
 def is_cutoff_like(reason: str, corrected_label: str | None = None) -> bool:
