@@ -43,6 +43,20 @@
     try { return (localStorage.getItem(AUTHOR_KEY) || "").trim() || "anonymous"; } catch (e) { return "anonymous"; }
   }
 
+  /* Every URL comes from the server (app.web.urls.js_templates, in base.html): url("audio", {id: 7})
+   * fills {id} and {run} of the named template; nothing here spells out a path. */
+  let urlTemplates = null;
+  function url(name, params) {
+    if (!urlTemplates) {
+      const el = document.getElementById("earmark-urls");
+      try { urlTemplates = el ? JSON.parse(el.textContent) : {}; } catch (e) { urlTemplates = {}; }
+    }
+    const t = urlTemplates[name];
+    if (!t) throw new Error("no URL named " + name);
+    const p = params || {};
+    return t.replace(/\{(\w+)\}/g, (_, k) => encodeURIComponent(p[k] == null ? "" : p[k]));
+  }
+
   /* one audio element for the whole page */
   const player = new Audio();
   player.preload = "none";
@@ -56,7 +70,7 @@
   function play(clipId) {
     if (playingId === clipId && !player.paused) { player.pause(); return; }
     playingId = clipId;
-    player.src = "/media/clips/" + encodeURIComponent(clipId) + "/audio.wav";
+    player.src = url("audio", { id: clipId });
     player.play().catch((e) => toast("cannot play: " + e.message, true));
   }
 
@@ -87,6 +101,23 @@
     });
   }
 
+  /* a box marked data-scroll-hint that is wider than the window says so (and which way to scroll) */
+  function scrollHints() {
+    document.querySelectorAll("[data-scroll-hint]").forEach((box) => {
+      let hint = box.previousElementSibling;
+      if (!hint || !hint.classList.contains("scroll-hint")) {
+        hint = document.createElement("p");
+        hint.className = "scroll-hint muted small";
+        box.parentNode.insertBefore(hint, box);
+      }
+      const wide = box.scrollWidth > box.clientWidth + 1, tall = box.scrollHeight > box.clientHeight + 1;
+      hint.hidden = !(wide || tall);
+      hint.textContent = (box.dataset.scrollHint || "This table") + " scrolls " +
+        (wide && tall ? "sideways and down" : wide ? "sideways" : "down") + " inside its box; its headers stay in view.";
+    });
+  }
+  window.addEventListener("resize", scrollHints);
+
   /* plotly config for every chart: nothing may leave the machine (no "Share chart", no logo link) */
   const LOCAL_ONLY = { displaylogo: false, showSendToCloud: false, plotlyServerURL: "", responsive: true };
   function plotConfig(extra) { return Object.assign({}, extra || {}, LOCAL_ONLY); }
@@ -97,7 +128,7 @@
   }
 
   async function setFlag(clipId, reason, correctedLabel, note) {
-    const flag = await post("/api/clips/" + encodeURIComponent(clipId) + "/flag",
+    const flag = await post(url("flag", { id: clipId }),
       { reason: reason, corrected_label: correctedLabel || null, note: note || "", author: author() });
     showFlag(clipId, flag);
     toast("clip " + clipId + " flagged: " + reason.replace("_", " ") + (correctedLabel ? " → " + correctedLabel : ""));
@@ -105,7 +136,7 @@
   }
 
   async function clearFlag(clipId) {
-    await post("/api/clips/" + encodeURIComponent(clipId) + "/flag/clear", {});
+    await post(url("flag_clear", { id: clipId }), {});
     showFlag(clipId, null);
     toast("flag cleared on clip " + clipId);
   }
@@ -231,11 +262,12 @@
     document.querySelectorAll("form[data-csrf-form]").forEach((form) => {
       form.addEventListener("submit", (ev) => {
         ev.preventDefault();
-        post(form.action, {}).then(() => { window.location.href = "/"; }).catch((e) => toast(e.message, true));
+        post(form.action, {}).then(() => { window.location.href = url("overview"); }).catch((e) => toast(e.message, true));
       });
     });
     wireFlagForms(document);
     humanTimes(document);
+    scrollHints();
     document.addEventListener("keydown", onKey);
   });
 
