@@ -13,20 +13,35 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.store import clips as clips_store
 from app.store import datasets as datasets_store
 from app.store import neighbors as neighbors_store
 from app.store import predictions
+from app.store.clip_stats import clip_stat_arrays, label_doubts
 from app.store.cloud import CloudBody, encode_cloud, with_flags
 from app.store.flags import flag_map
 from app.store.frame import SPLITS, RunFrame, frame_version, load_frame
 from app.store.models import Dataset, Run
 
 RECHECK_S = 5.0
+T = TypeVar("T")
+
+
+@dataclass
+class SliceColumns:
+    """Per-clip columns to slice a run by, aligned with its frame's ``clip_ids``."""
+
+    stats: dict[str, np.ndarray]  # app.store.clip_stats.STAT_NAMES (float64, NaN unknown) and "speaker" (object)
+    meta: dict[str, np.ndarray]  # metadata column -> float64 (number) or object (text / boolean), None = missing
+    meta_kinds: dict[str, str]  # metadata column -> number | text | boolean, in the data set's order
+    doubted: np.ndarray | None  # bool: the analysis doubts the label (None: the run was not analyzed)
 
 
 @dataclass
@@ -38,6 +53,8 @@ class _RunEntry:
     embeddings: tuple[np.ndarray, np.ndarray] | None = None  # (clip ids (N,), unit-norm float32 (N, D))
     cloud: CloudBody | None = None
     nearest: dict[tuple[int, int], list[tuple[int, float]]] = field(default_factory=dict)
+    columns: SliceColumns | None = None
+    derived: dict = field(default_factory=dict)  # key -> what a view computed from the run's entry
 
 
 class RunCache:
@@ -98,6 +115,25 @@ class RunCache:
             ids, unit = self.embeddings(session, run)
             entry.nearest[(clip_id, k)] = neighbors_store.top_cosine(ids, unit, clip_id, k)
         return entry.nearest[(clip_id, k)]
+
+    def slice_columns(self, session: Session, run: Run) -> SliceColumns:
+        """The run's signal stats, speakers, metadata and label doubts, aligned with its frame (built once)."""
+        entry = self._entry(session, run)
+        if entry.columns is None:
+            ids = entry.frame.clip_ids
+            entry.columns = SliceColumns(
+                stats=clip_stat_arrays(session, run.dataset_id, ids),
+                meta=clips_store.meta_arrays(session, run.dataset_id, ids),
+                meta_kinds=datasets_store.meta_columns(session, run.dataset_id),
+                doubted=label_doubts(session, run.id, ids))
+        return entry.columns
+
+    def derived(self, session: Session, run: Run, key: tuple, build: Callable[[], T]) -> T:
+        """``build()``, memoised under ``key`` for as long as the run's entry is current (slices, say)."""
+        entry = self._entry(session, run)
+        if key not in entry.derived:
+            entry.derived[key] = build()
+        return entry.derived[key]
 
     def class_distribution(self, session: Session, dataset: Dataset) -> dict[str, dict[str, int]]:
         """split -> label -> clip count (cached per data set version), the usual splits first."""

@@ -2,18 +2,42 @@
 
 Everything but the flag and finding filters is numpy over the cached frame; flags are read fresh
 (they change all the time and the table is small and indexed by clip), a finding's clips by id.
+Conditions on metadata, signal stats and speakers (``ColumnCondition``, the slices page's links)
+are numpy over the run's ``SliceColumns`` (``RunCache.slice_columns``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.errors import EarmarkError
 from app.store.findings import finding_clip_ids
 from app.store.flags import flag_map
 from app.store.frame import SPLITS, RunFrame
+
+if TYPE_CHECKING:
+    from app.store.cache import SliceColumns
+
+
+@dataclass(frozen=True)
+class ColumnCondition:
+    """One condition on a per-clip column: ``meta.<name>``, ``stat.<name>`` or ``speaker``.
+
+    ``value``: equal to it (text as written; booleans "true"/"false"; a number column compares as a
+    number); ``not_in``: present and none of these; ``missing``: no value; ``min`` (>=) / ``below`` (<):
+    a range, which leaves out clips with no value.
+    """
+
+    column: str
+    value: str | None = None
+    not_in: tuple[str, ...] = ()
+    missing: bool = False
+    min: float | None = None
+    below: float | None = None
 
 
 @dataclass
@@ -33,10 +57,65 @@ class ClipFilter:
     cutoff_min: float | None = None
     cutoff_max: float | None = None
     sort: str = "loss"
+    columns: tuple[ColumnCondition, ...] = field(default_factory=tuple)
 
 
-def filter_rows(session: Session, frame: RunFrame, dataset_id: int, f: ClipFilter) -> np.ndarray:
-    """Row indices of ``frame`` that pass ``f``, in ``f.sort`` order."""
+def _text_keys(values: np.ndarray) -> np.ndarray:
+    """Object column -> str keys as the slices name them (None stays None, booleans "true"/"false")."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = [None if v is None else ("true" if v else "false") if isinstance(v, bool | np.bool_) else str(v)
+              for v in values]
+    return out
+
+
+def column_mask(c: ColumnCondition, columns: SliceColumns) -> np.ndarray:
+    """Which rows pass one column condition (rows of the frame ``columns`` is aligned with)."""
+    source, _, name = c.column.partition(".")
+    if c.column == "speaker":
+        values = columns.stats["speaker"]
+    elif source == "stat" and name in columns.stats and name != "speaker":
+        values = columns.stats[name]
+    elif source == "meta" and name in columns.meta:
+        values = columns.meta[name]
+    else:
+        known = [f"meta.{m}" for m in columns.meta] + [f"stat.{s}" for s in columns.stats if s != "speaker"]
+        raise EarmarkError(f"no column {c.column!r} to filter by",
+                           detail=f"known columns: {', '.join(known + ['speaker'])}",
+                           hint="use meta.<name>, stat.<name> or speaker, as the slices page links do")
+    if values.dtype.kind == "f":
+        present = np.isfinite(values)
+        mask = ~present if c.missing else np.ones(len(values), bool)
+        if c.value is not None:
+            try:
+                mask &= values == float(c.value)
+            except ValueError:
+                mask &= False
+        for v in c.not_in:
+            try:
+                mask &= present & (values != float(v))
+            except ValueError:
+                pass
+        if c.min is not None:
+            mask &= present & (values >= c.min)
+        if c.below is not None:
+            mask &= present & (values < c.below)
+        return mask
+    keys = _text_keys(values)
+    present = np.array([k is not None for k in keys], dtype=bool)
+    mask = ~present if c.missing else np.ones(len(keys), bool)
+    if c.value is not None:
+        mask &= keys == c.value
+    if c.not_in:
+        mask &= present & ~np.isin(keys.astype(str), np.array(c.not_in, dtype=str))
+    if c.min is not None or c.below is not None:
+        raise EarmarkError(f"{c.column} is not a number column", hint="give it a value, not a range")
+    return mask
+
+
+def filter_rows(session: Session, frame: RunFrame, dataset_id: int, f: ClipFilter,
+                columns: SliceColumns | None = None) -> np.ndarray:
+    """Row indices of ``frame`` that pass ``f``, in ``f.sort`` order. Conditions on columns
+    (``f.columns``) need the run's ``columns``."""
     n = len(frame.clip_ids)
     mask = np.ones(n, dtype=bool)
     if f.split:
@@ -64,5 +143,75 @@ def filter_rows(session: Session, frame: RunFrame, dataset_id: int, f: ClipFilte
         mask &= ~flagged if f.flag == "none" else flagged
     if f.finding is not None:
         mask &= np.isin(frame.clip_ids, finding_clip_ids(session, f.finding))
+    if f.columns:
+        if columns is None:
+            raise ValueError("filter_rows: column conditions need the run's SliceColumns")
+        for c in f.columns:
+            mask &= column_mask(c, columns)
     order = frame.order(f.sort)
     return order[mask[order]]
+
+
+# ---- column conditions in a query string: meta.<name>[.not|.missing|.min|.below], stat.<name>.., speaker.. ----
+
+_OPS = ("not", "missing", "min", "below")
+MAX_CONDITIONS = 40
+
+
+def parse_conditions(items: list[tuple[str, str]]) -> tuple[ColumnCondition, ...]:
+    """Column conditions from query items: ``meta.gender=female``, ``meta.gender.not=a`` (repeatable),
+    ``meta.take.min=2&meta.take.below=5``, ``stat.rms_dbfs.below=-40``, ``speaker=ab12``,
+    ``speaker.missing=1``. Other keys are ignored; a bad number is an ``EarmarkError`` (422)."""
+    groups: dict[str, dict] = {}
+    for key, raw in items:
+        if not (key == "speaker" or key.startswith(("speaker.", "meta.", "stat."))):
+            continue
+        column, op = key, "value"
+        for candidate in _OPS:
+            if key.endswith("." + candidate) and key.count(".") >= (1 if key.startswith("speaker") else 2):
+                column, op = key[: -len(candidate) - 1], candidate
+                break
+        if column.startswith(("meta.", "stat.")) and len(column) <= 5:
+            raise EarmarkError(f"{key!r} names no column", status=422, hint="write meta.<name> or stat.<name>")
+        g = groups.setdefault(column, {"not_in": []})
+        if op == "not":
+            g["not_in"].append(raw[:200])
+        elif op == "missing":
+            g["missing"] = raw.lower() in ("1", "true", "yes", "on")
+        elif op in ("min", "below"):
+            try:
+                g[op] = float(raw)
+            except ValueError:
+                raise EarmarkError(f"{key} must be a number, not {raw[:40]!r}", status=422,
+                                   hint=f"e.g. {key}=0.5") from None
+        else:
+            g["value"] = raw[:200]
+    if len(groups) > MAX_CONDITIONS:
+        raise EarmarkError(f"too many column conditions ({len(groups)})", status=422,
+                           hint=f"at most {MAX_CONDITIONS}")
+    return tuple(ColumnCondition(column=c, value=g.get("value"), not_in=tuple(g["not_in"]),
+                                 missing=g.get("missing", False), min=g.get("min"), below=g.get("below"))
+                 for c, g in groups.items())
+
+
+def condition_params(c: ColumnCondition) -> dict:
+    """The query parameters of one condition (``parse_conditions``' inverse; a list is a repeated key)."""
+    out: dict = {}
+    if c.value is not None:
+        out[c.column] = c.value
+    if c.not_in:
+        out[f"{c.column}.not"] = list(c.not_in)
+    if c.missing:
+        out[f"{c.column}.missing"] = "1"
+    if c.min is not None:
+        out[f"{c.column}.min"] = repr(float(c.min))
+    if c.below is not None:
+        out[f"{c.column}.below"] = repr(float(c.below))
+    return out
+
+
+def select_condition(column: str, select: dict) -> ColumnCondition:
+    """The condition of a slice's ``select`` (``ml.analysis.slices.Slice.select``) on ``column``."""
+    return ColumnCondition(column=column, value=None if select.get("value") is None else str(select["value"]),
+                           not_in=tuple(str(v) for v in select.get("not", ())), missing=bool(select.get("missing")),
+                           min=select.get("min"), below=select.get("below"))

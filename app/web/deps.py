@@ -53,7 +53,7 @@ from app.flags import REASONS
 from app.flags import vocabulary as flag_vocabulary
 from app.store.cache import RunCache
 from app.store.clips import get_clip
-from app.store.filters import ClipFilter
+from app.store.filters import ClipFilter, condition_params, parse_conditions
 from app.store.findings import get_finding
 from app.store.models import Clip, Finding, Run
 from app.store.runs import newest_complete_run, resolve_run, run_choices
@@ -66,8 +66,11 @@ CSRF_HEADER = "X-Earmark-CSRF"
 
 
 def qs(request: Request, **changes) -> str:
-    """The current page's URL with some query parameters changed (``None`` drops one)."""
-    params = dict(request.query_params)
+    """The current page's URL with some query parameters changed (``None`` drops one); repeated keys stay."""
+    params: dict = {}
+    for key, value in request.query_params.multi_items():
+        params[key] = [*params[key], value] if isinstance(params.get(key), list) else \
+            [params[key], value] if key in params else value
     for key, value in changes.items():
         if value is None or value == "":
             params.pop(key, None)
@@ -196,6 +199,7 @@ Sort = Literal["loss", "-loss", "confidence", "-confidence", "cutoff", "-cutoff"
 
 
 def get_clip_filter(
+    request: Request,
     split: Annotated[Split | None, Query(description="train, validation or test")] = None,
     label: Annotated[str | None, Query(max_length=100, description="the clip's label (as the run maps it)")] = None,
     pred: Annotated[str | None, Query(max_length=100, description="the predicted class")] = None,
@@ -211,10 +215,16 @@ def get_clip_filter(
     sort: Annotated[Sort, Query(description="loss (highest first), -loss, confidence (lowest first), "
                                 "-confidence, cutoff (highest first), -cutoff, id")] = "loss",
 ) -> ClipFilter:
-    """The clip list's filters from the query string (FastAPI validates them: a bad one is a 422)."""
+    """The clip list's filters from the query string (FastAPI validates them: a bad one is a 422).
+
+    Conditions on metadata, signal stats and speakers come as ``meta.<name>=value``,
+    ``meta.<name>.not=value`` (repeatable), ``meta.<name>.missing=1``, ``meta.<name>.min=x`` /
+    ``.below=y`` (a range ``[x, y)``), ``stat.<name>.min`` / ``.below`` / ``.missing``, and ``speaker=``
+    (``app.store.filters.parse_conditions``)."""
     return ClipFilter(split=split, label=label or None, pred=pred or None, agreement=agreement, flag=flag,
                       finding=finding, conf_min=conf_min, conf_max=conf_max, loss_min=loss_min, loss_max=loss_max,
-                      cutoff_min=cutoff_min, cutoff_max=cutoff_max, sort=sort)
+                      cutoff_min=cutoff_min, cutoff_max=cutoff_max, sort=sort,
+                      columns=parse_conditions(request.query_params.multi_items()))
 
 
 ClipFilterDep = Annotated[ClipFilter, Depends(get_clip_filter)]
@@ -229,4 +239,6 @@ def filter_params(f: ClipFilter) -> dict:
     out = {k: getattr(f, k) for k in FILTER_KEYS if getattr(f, k) is not None}
     if out.get("sort") == "loss":
         out.pop("sort")
+    for c in f.columns:
+        out.update(condition_params(c))
     return out

@@ -11,9 +11,9 @@ from urllib.parse import quote, urlencode
 
 
 def with_query(path: str, **params) -> str:
-    """``path`` with a query string of the non-empty ``params``."""
-    clean = {k: v for k, v in params.items() if v is not None and v != ""}
-    return f"{path}?{urlencode(clean)}" if clean else path
+    """``path`` with a query string of the non-empty ``params`` (a list or tuple is a repeated key)."""
+    clean = {k: v for k, v in params.items() if v is not None and v != "" and v != [] and v != ()}
+    return f"{path}?{urlencode(clean, doseq=True)}" if clean else path
 
 
 # ---- pages -----------------------------------------------------------------------------------
@@ -31,6 +31,11 @@ def clip_list(run_id: int | None = None, **filters) -> str:
 def cloud_page(run_id: int | None = None, finding: int | None = None) -> str:
     """The cloud page (optionally highlighting a finding's clips)."""
     return with_query("/cloud", run=run_id, finding=finding)
+
+
+def slices_page(run_id: int | None = None, split: str | None = None, family: str | None = None) -> str:
+    """The slices page of a run (one split, or ``split="all"``; ``family`` opens one family)."""
+    return with_query("/slices", run=run_id, split=split, family=family)
 
 
 def finding_clips(run_id: int, finding_id: int) -> str:
@@ -75,6 +80,16 @@ def api_cloud(run_id: int) -> str:
 def api_cloud_bin(run_id: int) -> str:
     """The cloud's binary points."""
     return with_query("/api/cloud.bin", run=run_id)
+
+
+def api_slices(run_id: int, split: str | None = None) -> str:
+    """The slices of a run as JSON."""
+    return with_query("/api/slices", run=run_id, split=split)
+
+
+def api_cloud_column(run_id: int, name: str | None = None) -> str:
+    """One column to colour the cloud by (a metadata column or a signal stat), aligned with its points."""
+    return with_query("/api/cloud/column", run=run_id, name=name)
 
 
 def api_flag(clip_id: int) -> str:

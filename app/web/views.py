@@ -16,7 +16,7 @@ from app.errors import NotFound
 from app.store import clips as clips_store
 from app.store import findings as findings_store
 from app.store import predictions, scores
-from app.store.cache import RunCache
+from app.store.cache import RunCache, SliceColumns
 from app.store.datasets import get_dataset
 from app.store.filters import ClipFilter, filter_rows
 from app.store.models import Clip, Dataset, Finding, Run
@@ -88,13 +88,18 @@ def clip_page(session: Session, cache: RunCache, run: Run, f: ClipFilter, page: 
     if f.finding is not None:
         findings_store.get_finding(session, f.finding)
     frame = cache.frame(session, run)
-    rows = filter_rows(session, frame, run.dataset_id, f)
+    rows = filter_rows(session, frame, run.dataset_id, f, filter_columns(session, cache, run, f))
     total = len(rows)
     pages = max(1, math.ceil(total / per_page))
     page = min(page, pages)
     ids = [int(i) for i in frame.clip_ids[rows[(page - 1) * per_page: page * per_page]]]
     return dict(run_id=run.id, total=total, page=page, pages=pages, per_page=per_page,
                 has_scores=frame.has_scores, items=clips_store.clip_rows(session, run, ids))
+
+
+def filter_columns(session: Session, cache: RunCache, run: Run, f: ClipFilter) -> SliceColumns | None:
+    """The run's slice columns when ``f`` has conditions on them (metadata, signal stats, speaker), else None."""
+    return cache.slice_columns(session, run) if f.columns else None
 
 
 def clips_by_id(session: Session, run: Run, clip_ids: list[int]) -> dict:
@@ -128,9 +133,16 @@ def clip_detail(session: Session, cache: RunCache, run: Run, clip: Clip) -> dict
         neighbors=[dict(rows[c], similarity=s) for c, s in neighbours if c in rows],
         speaker_clips=[rows[c] for c in speaker_ids if c in rows],
         spectrograms=spectrogram_views(clip.id, run),
+        meta=typed_meta(clip.meta or {}, (dataset.meta_columns or {}) if dataset else {}),
         **urls.media(clip.id),
     )
     return row
+
+
+def typed_meta(meta: dict, kinds: dict[str, str]) -> list[dict]:
+    """A clip's metadata as ``[{name, kind, value}]`` in its data set's column order (extra keys last, as text)."""
+    names = [n for n in kinds if n in meta] + [n for n in meta if n not in kinds]
+    return [dict(name=n, kind=kinds.get(n, "text"), value=meta[n]) for n in names]
 
 
 def spectrogram_views(clip_id: int, run: Run) -> list[dict]:
@@ -147,7 +159,7 @@ def position_in_list(session: Session, cache: RunCache, run: Run, f: ClipFilter,
                      ) -> tuple[int | None, int | None, int | None, int]:
     """(previous id, next id, position, total) of ``clip_id`` in the list filtered by ``f``."""
     frame = cache.frame(session, run)
-    rows = filter_rows(session, frame, run.dataset_id, f)
+    rows = filter_rows(session, frame, run.dataset_id, f, filter_columns(session, cache, run, f))
     me = frame.index_of(clip_id)
     hits = np.nonzero(rows == me)[0] if me is not None else []
     if not len(hits):
