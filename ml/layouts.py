@@ -193,7 +193,10 @@ def plan_layout(path: str | Path, manifest: str | Path | None = None, name_patte
                             "earmark reads Speech Commands-style folders, manifests (CSV, TSV, Parquet, JSON Lines) "
                             "or files named by a pattern", "point it at the folder that holds the audio")
     class_dirs = {c.split("/")[-2] for c in clips if c.count("/") >= 1}
-    if kind == "split_folders" or (len(class_dirs) >= 2 and all(c.count("/") == 1 for c in clips)):
+    # one class folder is a data set only under Speech Commands naming (``<speaker>_nohash_<n>``): a
+    # lone folder of other files (FSDD's recordings/) holds labels earmark cannot see
+    sc_named = len(class_dirs) == 1 and all("_nohash_" in c.rsplit("/", 1)[-1] for c in clips)
+    if kind == "split_folders" or ((len(class_dirs) >= 2 or sc_named) and all(c.count("/") == 1 for c in clips)):
         return LayoutPlan(kind, root, name_pattern=None, speaker_table=spk, noise_files=noise, given=given)
     tops = {c.split("/", 1)[0] for c in clips}
     if len(tops) == 1 and all(c.count("/") == 2 for c in clips):
@@ -212,7 +215,9 @@ def _from_speech_commands(plan: LayoutPlan) -> tuple[Manifest, str]:
     plan.noise_files = sorted(set(plan.noise_files) | set(layout.noise_files))
     records = [ClipRecord(e.path, e.label, e.split, e.speaker, {}, e.path, e.word, e.utterance)
                for e in layout.entries]
-    return Manifest(plan.root, records, {}, [], {}, layout.split_source), layout.split_source
+    # the folder walk's refusals (links out of the root, pipes, bad names) and the list counts go along
+    return Manifest(plan.root, records, {}, [], {}, layout.split_source, rejects=list(layout.rejects),
+                    list_stats=dict(layout.list_stats)), layout.split_source
 
 
 def _auto_speakers(m: Manifest) -> Manifest:

@@ -88,6 +88,7 @@ class Manifest:
     split_source: str | None  # "column" | "files" (per-split manifests) | None
     notes: list[str] = field(default_factory=list)  # renamed or ignored columns, joins, patterns
     rejects: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason, detail)
+    list_stats: dict = field(default_factory=dict)  # Speech Commands' split-list counts (ml.speech_commands.Layout)
 
     @property
     def labels(self) -> list[str]:

@@ -1,9 +1,11 @@
 """``earmark ingest``: a data set folder in, datasets/clips/rejects rows out.
 
-Flow: ``ml.speech_commands.scan`` lists the clips and their splits; a process pool decodes each
-file (``ml.audio.decode``), hashes its int16 samples and computes ``ml.analysis.signal`` stats;
-then the rows go in with bulk inserts in ONE short transaction, which also flips the data set
-to 'ready'.
+Flow: ``app.pipeline.ingest_plan.plan_ingest`` (``ml.layouts``) lists the clips, their labels,
+splits, speakers and metadata, from any layout it reads (Speech Commands folders, manifests,
+per-split manifests, ``--name-pattern``); a process pool decodes each file (``ml.audio.decode``
+at 16 kHz for the Speech Commands layouts, ``ml.audio.decode_native`` at the file's own rate for
+the others), hashes its int16 samples and computes ``ml.analysis.signal`` stats; then the rows go
+in with bulk inserts in ONE short transaction, which also flips the data set to 'ready'.
 
 Visibility: a new data set's row is committed first with status 'ingesting' (readers only see
 'ready'), so a killed ingest leaves at most that row, which the next ingest of the same name
@@ -29,13 +31,13 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, EarmarkError
 from app.pipeline.common import Progress, no_progress
+from app.pipeline.ingest_plan import IngestOptions, PlannedIngest, fingerprint, plan_ingest
 from app.pipeline.ingest_report import IngestReport, build_report, leakage_report
 from app.store.db import Store
 from app.store.models import Clip, Dataset, Reject
 from app.store.writes import bulk_insert
 from ml.analysis.signal import signal_stats
-from ml.audio import AudioError, decode
-from ml.speech_commands import Layout, LayoutError, scan
+from ml.audio import AudioError, decode, decode_native
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +48,26 @@ INLINE_BELOW = 400  # decode in-process below this many files (a pool costs more
 STAT_FIELDS = ("duration_s", "rms_dbfs", "peak", "clipped_frac", "lead_silence_ms", "trail_silence_ms",
                "end_energy_db", "cutoff_signal")
 
-__all__ = ["IngestReport", "ingest"]
+__all__ = ["IngestOptions", "IngestReport", "ingest"]
 
 _worker_cfg: dict = {}
 
 
-def _init_worker(root: str, sample_rate: int, max_samples: int | None) -> None:
-    _worker_cfg.update(root=root, sample_rate=sample_rate, max_samples=max_samples)
+def _init_worker(root: str, sample_rate: int | None, max_samples: int | None, max_seconds: float | None) -> None:
+    _worker_cfg.update(root=root, sample_rate=sample_rate, max_samples=max_samples, max_seconds=max_seconds)
 
 
-def _measure(root: str, rel: str, sr: int, max_samples: int | None) -> tuple:
+def _decode_one(path: str, sr: int | None, max_samples: int | None, max_seconds: float | None):
+    """A file at the required rate ``sr``, or at its own rate (8-48 kHz) when ``sr`` is None."""
+    if sr is None:
+        return decode_native(path, max_seconds=max_seconds)
+    return decode(path, sample_rate=sr, max_samples=max_samples)
+
+
+def _measure(root: str, rel: str, sr: int | None, max_samples: int | None, max_seconds: float | None) -> tuple:
     """('ok', path, values) or ('reject', path, reason, detail) for one file."""
     try:
-        d = decode(os.path.join(root, rel), sample_rate=sr, max_samples=max_samples)
+        d = _decode_one(os.path.join(root, rel), sr, max_samples, max_seconds)
         st = signal_stats(d.as_float(), d.sample_rate)
         content_hash = hashlib.sha1(d.samples.tobytes()).hexdigest()
     except AudioError as exc:
@@ -73,7 +82,7 @@ def _measure(root: str, rel: str, sr: int, max_samples: int | None) -> tuple:
 def _process_chunk(paths: list[str]) -> list[tuple]:
     """Decode and measure a list of files (runs in a pool worker or in-process)."""
     cfg = _worker_cfg
-    return [_measure(cfg["root"], rel, cfg["sample_rate"], cfg["max_samples"]) for rel in paths]
+    return [_measure(cfg["root"], rel, cfg["sample_rate"], cfg["max_samples"], cfg["max_seconds"]) for rel in paths]
 
 
 def _isolate(chunk: list[str], ctx, initargs: tuple) -> list[tuple]:
@@ -89,8 +98,8 @@ def _isolate(chunk: list[str], ctx, initargs: tuple) -> list[tuple]:
     return out
 
 
-def _decode_all(root: Path, paths: list[str], sample_rate: int, max_samples: int | None,
-                workers: int | None) -> Iterator[list[tuple]]:
+def _decode_all(root: Path, paths: list[str], sample_rate: int | None, max_samples: int | None,
+                max_seconds: float | None, workers: int | None) -> Iterator[list[tuple]]:
     """Yield result chunks in input order, decoding in a process pool for large sets.
 
     A worker that dies (a decoder crash, the OOM killer) does not stop the ingest: its chunk is
@@ -100,7 +109,7 @@ def _decode_all(root: Path, paths: list[str], sample_rate: int, max_samples: int
     # Large chunks keep IPC negligible; smaller ones for small sets keep every worker busy.
     size = max(16, min(CHUNK, len(paths) // (max(1, n_workers) * 8) or 1))
     chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
-    initargs = (str(root), sample_rate, max_samples)
+    initargs = (str(root), sample_rate, max_samples, max_seconds)
     if len(paths) < INLINE_BELOW or n_workers <= 1:
         _init_worker(*initargs)
         for chunk in chunks:
@@ -123,19 +132,6 @@ def _decode_all(root: Path, paths: list[str], sample_rate: int, max_samples: int
         finally:
             # On success wait for the workers to exit; on any failure do not decode the rest.
             ex.shutdown(wait=finished, cancel_futures=not finished)
-
-
-def _fingerprint(layout: Layout, sample_rate: int, max_samples: int | None) -> str:
-    """Identity of the folder's content as ingest sees it: every file's path, size and mtime."""
-    h = hashlib.sha1(f"v1|{layout.kind}|{sample_rate}|{max_samples}".encode())
-    extra = ["validation_list.txt", "testing_list.txt"]
-    for rel in [e.path for e in layout.entries] + layout.noise_files + extra:
-        try:
-            st = os.stat(layout.root / rel)
-            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(f"{rel}\0-\n".encode())
-    return h.hexdigest()
 
 
 def _process_identity(pid: int) -> str | None:
@@ -168,7 +164,7 @@ def _owner_alive(owner: dict) -> bool:
     return now is not None and (now == "?" or owner.get("start") in (None, "?", now))
 
 
-def _claim(session: Session, name: str, root: Path, layout: Layout, fingerprint: str) -> tuple[Dataset, bool]:
+def _claim(session: Session, name: str, root: Path, planned: PlannedIngest, fingerprint: str) -> tuple[Dataset, bool]:
     """The data set row to fill and whether it is new. Cleans up a stale 'ingesting' row."""
     ds = session.scalars(select(Dataset).where(Dataset.name == name)).first()
     if ds is not None and ds.status != "ready":
@@ -188,8 +184,8 @@ def _claim(session: Session, name: str, root: Path, layout: Layout, fingerprint:
                            detail=f"it was ingested from {ds.root}",
                            hint="pick another name with --name, or ingest that folder again")
         return ds, False
-    ds = Dataset(name=name, root=str(root), layout=layout.kind, status="ingesting",
-                 split_source=layout.split_source,
+    ds = Dataset(name=name, root=str(root), layout=planned.plan.kind, status="ingesting",
+                 split_source=planned.split_source,
                  list_stats={"ingest_owner": _owner(),
                              "fingerprint": fingerprint})
     session.add(ds)
@@ -198,43 +194,47 @@ def _claim(session: Session, name: str, root: Path, layout: Layout, fingerprint:
 
 
 def ingest(store: Store, path: str | Path, name: str | None = None, progress: Progress | None = None, *,
-           sample_rate: int = 16000, max_seconds: float | None = 1.0, workers: int | None = None) -> IngestReport:
-    """Ingest the data set folder at ``path`` under ``name`` (default: the folder's name).
+           sample_rate: int | None = None, max_seconds: float | None | str = "default", workers: int | None = None,
+           options: IngestOptions | None = None) -> IngestReport:
+    """Ingest the data set at ``path`` (a folder or a manifest file) under ``name`` (default: the folder's name).
 
-    Clips at another ``sample_rate``, not mono, or longer than ``max_seconds`` (None: any
-    length) are rejected with their reason, like unreadable, empty and non-audio files; they
-    never stop the ingest. ``workers`` decoding processes (default: one per core).
+    ``options`` say how to read it beyond the path (``--manifest``, ``--name-pattern``, column
+    mapping, ``--speaker-table``, ``--audio-dir``); see ``app.pipeline.ingest_plan``. The Speech
+    Commands layouts require ``sample_rate`` (default 16000) and at most ``max_seconds`` (default 1 s);
+    the other layouts keep each file's rate (8-48 kHz; ``sample_rate`` requires one) and take clips up
+    to ``max_seconds`` (default ``DEFAULT_MAX_SECONDS``, 30 s; None: any length). Files that break these
+    rules, are not mono, unreadable, empty or not audio are rejected with their reason; they never
+    stop the ingest. ``workers`` decoding processes (default: one per core).
     """
     t0 = time.perf_counter()
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise EarmarkError(f"no such folder: {root}", hint="check the path; to fetch the real data set run "
+    given = Path(path).expanduser()
+    if not given.exists():
+        raise EarmarkError(f"no such folder: {given}", hint="check the path; to fetch the real data set run "
                            "`earmark download speech-commands`, or build a demo one with `earmark synth OUT`")
-    if not root.is_dir():
-        raise EarmarkError(f"{root} is not a folder", hint="point at the data set folder, which holds one "
-                           "sub-folder per class (word)")
-    root = root.resolve()
-    name = _check_name((name or root.name).strip())
-    if sample_rate <= 0 or (max_seconds is not None and max_seconds <= 0):
+    given = given.resolve()
+    if (sample_rate is not None and sample_rate <= 0) or (isinstance(max_seconds, int | float) and max_seconds <= 0):
         raise EarmarkError("the sample rate and the longest clip must be positive",
                            detail=f"sample rate {sample_rate}, max seconds {max_seconds}", status=422)
+    options = options or IngestOptions()
     report = progress or no_progress
     report("scanning", 0, 1)
     try:
-        layout = scan(root)
-    except LayoutError as exc:
-        inner = _nested_dataset(root)
-        hint = (f"did you mean {inner}? (run `earmark ingest {inner}`)" if inner else
-                "point at a folder with one sub-folder of .wav files per class, e.g. the extracted "
-                "speech_commands_v0.02 folder")
-        raise EarmarkError(f"no audio data set found in {root}", detail=str(exc), hint=hint) from None
-    max_samples = None if max_seconds is None else int(round(max_seconds * sample_rate))
-    fingerprint = _fingerprint(layout, sample_rate, max_samples)
+        planned = plan_ingest(given, options, sample_rate, max_seconds)
+    except EarmarkError as exc:
+        inner = _nested_dataset(given) if given.is_dir() else None
+        if inner is not None:
+            exc.hint = f"did you mean {inner}? (run `earmark ingest {inner}`)"
+        raise
+    root = planned.plan.root.resolve()
+    name = _check_name((name or (given if given.is_dir() else given.parent).name).strip())
+    sr, max_s = planned.sample_rate, planned.max_seconds
+    max_samples = None if max_s is None or sr is None else int(round(max_s * sr))
+    fp = fingerprint(planned)
     report("scanning", 1, 1)
 
     with store.session() as session:
-        ds, is_new = _claim(session, name, root, layout, fingerprint)
-        if not is_new and (ds.list_stats or {}).get("fingerprint") == fingerprint:
+        ds, is_new = _claim(session, name, root, planned, fp)
+        if not is_new and (ds.list_stats or {}).get("fingerprint") == fp:
             log.info("data set %r is unchanged since its last ingest; keeping it", name)
             return build_report(session, ds, unchanged=True, seconds=time.perf_counter() - t0)
         dataset_id = ds.id
@@ -242,11 +242,12 @@ def ingest(store: Store, path: str | Path, name: str | None = None, progress: Pr
             select(Clip.path, Clip.id).where(Clip.dataset_id == dataset_id)).all())
         session.commit()  # end the read transaction: no snapshot held open while decoding
         try:
-            n_clips, n_rejects = _write_clips(session, layout, dataset_id, existing, sample_rate, max_samples,
-                                              workers, report)
-            noise_ok, noise_bad = _check_noise(layout, sample_rate)
-            # entries the folder walk refused (links out of the root, pipes, bad names): see ml.files
-            listed_bad = [{"path": p, "reason": r, "detail": d} for p, r, d in layout.rejects]
+            n_clips, n_rejects, rates = _write_clips(session, planned, dataset_id, existing, max_samples,
+                                                     workers, report)
+            noise_ok, noise_bad = _check_noise(planned)
+            # entries the folder walk or the name pattern refused (links out of the root, pipes, bad
+            # names, names the pattern does not match): see ml.files and ml.name_patterns
+            listed_bad = [{"path": p, "reason": r, "detail": d} for p, r, d in planned.manifest.rejects]
             bulk_insert(session, Reject, [{"dataset_id": dataset_id, **r} for r in noise_bad + listed_bad])
             n_rejects += len(noise_bad) + len(listed_bad)
         except BaseException:
@@ -258,21 +259,26 @@ def ingest(store: Store, path: str | Path, name: str | None = None, progress: Pr
             session.rollback()
             if is_new:
                 _drop(session, dataset_id)
-            raise EarmarkError(f"none of the {len(layout.entries)} audio files in {root} could be used",
-                               detail=f"all {n_rejects} were rejected (sample rate {sample_rate} Hz, mono, "
-                               f"at most {max_seconds} s expected)",
+            rate = f"sample rate {sr} Hz" if sr else "8-48 kHz"
+            raise EarmarkError(f"none of the {len(planned.manifest.records)} audio files in {root} could be used",
+                               detail=f"all {n_rejects} were rejected ({rate}, mono, at most {max_s} s expected)",
                                hint="check the files, or pass --sample-rate / --max-seconds to match them")
         report("finishing", 0, 1)
         rows = session.execute(select(Clip.path, Clip.split, Clip.speaker, Clip.content_hash)
                                .where(Clip.dataset_id == dataset_id)).all()
-        stats = {k: v for k, v in layout.list_stats.items()}
-        stats["fingerprint"] = fingerprint
+        list_stats = planned.manifest.list_stats
+        stats = {k: v for k, v in list_stats.items()}
+        stats["fingerprint"] = fp
         labels = sorted(session.scalars(select(Clip.label).where(Clip.dataset_id == dataset_id).distinct()))
+        leakage = leakage_report(rows, list_stats.get("in_both_lists", []))
+        leakage["speaker_leakage"] = planned.split.speaker_leakage
+        source = planned.source_info()
+        source["sample_rates"] = {str(k): v for k, v in sorted(rates.items())}
         session.execute(update(Dataset).where(Dataset.id == dataset_id).values(
-            status="ready", layout=layout.kind, split_source=layout.split_source, n_clips=n_clips,
-            n_rejects=n_rejects, sample_rate=sample_rate, labels=labels, list_stats=stats,
-            leakage=leakage_report(rows, layout.list_stats.get("in_both_lists", [])),
-            noise_files=noise_ok))
+            status="ready", layout=planned.plan.kind, split_source=planned.split_source, n_clips=n_clips,
+            n_rejects=n_rejects, sample_rate=sr or max(rates, key=lambda r: (rates[r], r)), labels=labels,
+            list_stats=stats, leakage=leakage, noise_files=noise_ok, meta_columns=dict(planned.manifest.meta_types),
+            speaker_leakage=planned.split.speaker_leakage, source=source))
         session.commit()
         report("finishing", 1, 1)
         session.expire_all()
@@ -318,33 +324,39 @@ def _drop(session: Session, dataset_id: int) -> None:
         session.rollback()
 
 
-def _check_noise(layout: Layout, sample_rate: int) -> tuple[list[str], list[dict]]:
+def _check_noise(planned: PlannedIngest) -> tuple[list[str], list[dict]]:
     """Background-noise files the trainer can use, and rejects for the others (any length is fine)."""
     ok, bad = [], []
-    for rel in layout.noise_files:
+    root = planned.plan.root
+    for rel in planned.plan.noise_files:
         try:
-            decode(layout.root / rel, sample_rate=sample_rate, max_samples=None)
+            _decode_one(str(root / rel), planned.sample_rate, None, None)
             ok.append(rel)
         except AudioError as exc:
             bad.append({"path": rel, "reason": exc.reason, "detail": exc.detail})
     return ok, bad
 
 
-def _write_clips(session: Session, layout: Layout, dataset_id: int, existing: dict[str, int], sample_rate: int,
-                 max_samples: int | None, workers: int | None, report: Progress) -> tuple[int, int]:
-    """Decode every entry, then write clips and rejects (not committed). Returns (clips, rejects).
+def _write_clips(session: Session, planned: PlannedIngest, dataset_id: int, existing: dict[str, int],
+                 max_samples: int | None, workers: int | None,
+                 report: Progress) -> tuple[int, int, dict[int, int]]:
+    """Decode every record, then write clips and rejects (not committed).
+
+    Returns (clips, rejects, {sample rate: clips}).
 
     Decoding happens before the first write, so the write transaction (which on SQLite holds the
     one write lock) lasts seconds, not the whole ingest: other writers (a training run, someone
     flagging clips) are not kept waiting past their busy timeout.
     """
-    entries = {e.path: e for e in layout.entries}
-    paths = [e.path for e in layout.entries]
+    records = planned.manifest.records
+    entries = {r.path: r for r in records}
+    paths = [r.path for r in records]
     total = len(paths)
     report("decoding", 0, total)
     results: list[list[tuple]] = []
     done = 0
-    for chunk in _decode_all(layout.root, paths, sample_rate, max_samples, workers):
+    for chunk in _decode_all(planned.plan.root, paths, planned.sample_rate, max_samples, planned.max_seconds,
+                             workers):
         results.append(chunk)
         done += len(chunk)
         report("decoding", done, total)
@@ -353,6 +365,7 @@ def _write_clips(session: Session, layout: Layout, dataset_id: int, existing: di
     session.execute(delete(Reject).where(Reject.dataset_id == dataset_id))
     seen: set[str] = set()
     n_clips = n_rejects = done = 0
+    rates: dict[int, int] = {}
     for chunk in results:
         inserts, updates, rejects = [], [], []
         for res in chunk:
@@ -361,9 +374,11 @@ def _write_clips(session: Session, layout: Layout, dataset_id: int, existing: di
                 continue
             e = entries[res[1]]
             v = res[2]
-            row = {"dataset_id": dataset_id, "path": e.path, "label": e.label, "word": e.word, "split": e.split,
-                   "speaker": e.speaker, "utterance": e.utterance, "sample_rate": v[0], "n_samples": v[1],
-                   "channels": v[2], "content_hash": v[3], **dict(zip(STAT_FIELDS, v[4:], strict=True))}
+            row = {"dataset_id": dataset_id, "path": e.path, "label": e.label, "word": e.word or e.label,
+                   "split": e.split, "speaker": e.speaker, "utterance": e.utterance, "sample_rate": v[0],
+                   "n_samples": v[1], "channels": v[2], "content_hash": v[3], "meta": e.meta or None,
+                   **dict(zip(STAT_FIELDS, v[4:], strict=True))}
+            rates[v[0]] = rates.get(v[0], 0) + 1
             seen.add(e.path)
             if e.path in existing:
                 row["id"] = existing[e.path]
@@ -383,4 +398,4 @@ def _write_clips(session: Session, layout: Layout, dataset_id: int, existing: di
         session.execute(delete(Clip).where(Clip.id.in_(gone[i:i + 5000])))
     if gone:
         log.info("removed %d clips that are no longer in the folder (or are now rejected)", len(gone))
-    return n_clips, n_rejects
+    return n_clips, n_rejects, rates
