@@ -272,14 +272,20 @@ def inline_script_hashes(templates_dir: Path = TEMPLATES_DIR) -> tuple[str, ...]
     return tuple(sorted(_hash_source(s) for s in found if "{{" not in s and "{%" not in s))
 
 
-@lru_cache(maxsize=1)
-def content_security_policy() -> str:
+# Pages that draw with plotly's WebGL traces (scattergl): regl, inside plotly.min.js, compiles its draw
+# calls with ``new Function``, so only these pages also allow 'unsafe-eval' (still only this origin's scripts).
+EVAL_PAGES = ("/cloud",)
+
+
+@lru_cache(maxsize=2)
+def content_security_policy(allow_eval: bool = False) -> str:
     """Only this origin: scripts from /static plus the templates' own inline snippets (by hash).
 
     Styles allow inline (the templates use style attributes; plotly.js injects its stylesheet);
     images and audio may also be ``data:``/``blob:`` URLs that the page makes itself.
     """
-    scripts = " ".join(("'self'", "'unsafe-hashes'", *inline_script_hashes()))
+    scripts = " ".join(("'self'", "'unsafe-hashes'", *(("'unsafe-eval'",) if allow_eval else ()),
+                        *inline_script_hashes()))
     return ("default-src 'self'; "
             f"script-src {scripts}; "
             "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; "
@@ -329,5 +335,6 @@ async def guard(request: Request, call_next):
     response = await _check(request, call_next)
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    response.headers.setdefault("Content-Security-Policy", content_security_policy())
+    response.headers.setdefault("Content-Security-Policy",
+                                content_security_policy(request.url.path in EVAL_PAGES))
     return response

@@ -98,6 +98,20 @@ def page(browser):
     context.close()
 
 
+def wait_for_js(pg, expression: str, timeout: float = 30_000) -> None:
+    """Wait until the JS ``expression`` is truthy, polling with ``pg.evaluate``.
+
+    Playwright's ``wait_for_function`` compiles a string predicate with ``eval`` inside the page,
+    which the app's Content-Security-Policy forbids (no 'unsafe-eval'); ``evaluate`` goes through
+    the DevTools protocol and is not subject to it.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while not pg.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout / 1000:.0f} s: {expression}")
+        pg.wait_for_timeout(50)
+
+
 def screenshot(pg, name: str) -> Path:
     """Save a full-page screenshot under test-artifacts/screenshots/."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

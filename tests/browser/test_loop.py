@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.store.db import open_store
+from app.store.flags import upsert_flag
 from app.store.models import Clip, Finding, FindingClip, Run
-from app.store.writes import upsert_flag
-from tests.browser.conftest import serve_in_thread
+from tests.browser.conftest import serve_in_thread, wait_for_js
 from tests.test_compare import _two_runs
 
 pytestmark = pytest.mark.browser
@@ -120,7 +120,7 @@ def test_loop_flag_queue_export(loop_site, small_page, tmp_path):
     shot(pg, "loop-3-flags-edit")
     with pg.expect_response(lambda r: r.url.endswith(f"/api/clips/{cid}/flag") and r.status == 200):
         editor.locator("button[type=submit]").click()
-    pg.wait_for_function(f"document.querySelector(\"tr[data-clip='{cid}'] [data-f=corrected]\").textContent === 'go'")
+    wait_for_js(pg, f"document.querySelector(\"tr[data-clip='{cid}'] [data-f=corrected]\").textContent === 'go'")
     assert editor.count() == 0  # closed after saving
 
     # Filter by reason: only the mislabeled one is left.
@@ -181,7 +181,7 @@ def test_loop_compare_page(loop_site, small_page):
     # Play a fixed clip from the list: its audio starts.
     first = pg.locator("#changes button.play").first
     first.click()
-    pg.wait_for_function("() => window.earmark.player.currentTime > 0", timeout=10_000)
+    wait_for_js(pg, "window.earmark.player.currentTime > 0", timeout=10_000)
     # Pick the runs the other way round with the pickers.
     pg.select_option("#pick-a", str(info["b"]))
     pg.select_option("#pick-b", str(info["a"]))

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, wait_for_js
 
 pytestmark = pytest.mark.browser
 
@@ -55,12 +55,12 @@ def test_clip_audio_really_plays(live_site, page):
     base, fx = live_site
     _open(page, f"{base}/clips/{fx.clip_ids[3]}")
     page.keyboard.press(" ")  # space plays the clip page's own player
-    page.wait_for_function("document.getElementById('clip-audio').currentTime > 0.2", timeout=10_000)
+    wait_for_js(page, "document.getElementById('clip-audio').currentTime > 0.2", timeout=10_000)
     assert page.evaluate("document.getElementById('clip-audio').duration") == pytest.approx(1.0, abs=0.05)
     # and the list's play buttons use the same endpoint, with a Range request
     _open(page, f"{base}/clips")
     page.locator("button.play").first.click()
-    page.wait_for_function("window.earmark.player.currentTime > 0.1", timeout=10_000)
+    wait_for_js(page, "window.earmark.player.currentTime > 0.1", timeout=10_000)
 
 
 def test_cloud_lasso_lists_the_selected_clips(live_site, page):
@@ -104,7 +104,7 @@ def test_cloud_click_plays_and_shows_details(live_site, page):
     page.mouse.click(xy[0], xy[1])
     page.wait_for_selector("#clip-detail dl", timeout=10_000)
     assert "label" in page.inner_text("#clip-detail")
-    page.wait_for_function("window.earmark.player.currentTime > 0.05", timeout=10_000)
+    wait_for_js(page, "window.earmark.player.currentTime > 0.05", timeout=10_000)
 
 
 def test_keyboard_flag_survives_a_reload(live_site, page):
@@ -127,7 +127,7 @@ def test_keyboard_flag_survives_a_reload(live_site, page):
     page.keyboard.press("j")
     page.keyboard.press("j")
     page.keyboard.press("x")
-    page.wait_for_function(f"!document.querySelector(\"[data-flag-cell='{second}'] .badge\")")
+    wait_for_js(page, f"!document.querySelector(\"[data-flag-cell='{second}'] .badge\")")
     page.reload(wait_until="networkidle")
     assert page.inner_text(f"[data-flag-cell='{second}']").strip() == ""
     ids = page.eval_on_selector_all("tr[data-clip]", "els => els.map(e => e.dataset.clip)")
