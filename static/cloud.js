@@ -12,6 +12,20 @@
   const SPLIT_COLORS = ["#3b5bdb", "#e8590c", "#2b8a3e"];
   let meta = null, cols = null, shown = null, traces = [], selected = [];
   const highlight = cfg.highlight ? new Set(cfg.highlight) : null;
+  // colour by a metadata column, a signal stat or the speaker: /api/cloud/column, decoded once each
+  const extra = {};
+  function isColumn(c) { return c.startsWith("meta.") || c.startsWith("stat.") || c === "speaker"; }
+  async function loadColumn(name) {
+    if (extra[name]) return extra[name];
+    const u = new URL(cfg.column_url, window.location.href);
+    u.searchParams.set("name", name);
+    const col = await earmark.getJSON(u.pathname + u.search);
+    const bytes = Uint8Array.from(atob(col.data), (ch) => ch.charCodeAt(0));
+    col.codes = col.dtype === "u2" ? new Uint16Array(bytes.buffer) : bytes;
+    extra[name] = col;
+    return col;
+  }
+  function columnValue(col, i) { return col.range[0] + ((col.codes[i] - 1) / 65534) * (col.range[1] - col.range[0]); }
 
   function decode(buf) {
     const n = meta.n, out = {};
@@ -53,6 +67,13 @@
 
   function buildGroups(idx) {
     const c = cfg.color;
+    if (isColumn(c)) {
+      const col = extra[c];
+      if (col.kind === "number") return null;
+      const k = col.names.length;
+      return categorical(idx, (i) => col.codes[i], (v) => (v === 0 ? "no value" : v > k ? "other" : plain(col.names[v - 1])),
+        (v) => (v === 0 ? "#ced4da" : v > k ? "#868e96" : PALETTE[(v - 1) % PALETTE.length]));
+    }
     if (c === "agreement") {
       return categorical(idx, (i) => cols.agree[i], (k) => (k ? "agrees with label" : "disagrees"),
         (k) => (k ? "rgba(59,91,219,0.35)" : "#e03131"), (a, b) => b - a);
@@ -87,6 +108,22 @@
           x: g.idx.map((i) => cols.fx[i]), y: g.idx.map((i) => cols.fy[i]), text: hoverText(g.idx),
           hoverinfo: "text", marker: { size: size, color: g.color } });
       });
+    } else if (isColumn(cfg.color)) {
+      const col = extra[cfg.color];
+      const ok = idx.filter((i) => col.codes[i] > 0), none = idx.filter((i) => col.codes[i] === 0);
+      const title = cfg.color.replace(/^(meta|stat)\./, "");
+      traces.push(ok);
+      data.push({ type: "scattergl", mode: "markers", name: plain(title), x: ok.map((i) => cols.fx[i]),
+        y: ok.map((i) => cols.fy[i]), text: hoverText(ok).map((t, j) => t + "<br>" + plain(title) + " " + columnValue(col, ok[j]).toPrecision(4)),
+        hoverinfo: "text", showlegend: false,
+        marker: { size: size, color: ok.map((i) => columnValue(col, i)), colorscale: "Viridis", showscale: true,
+          colorbar: { title: { text: plain(title) }, thickness: 12 } } });
+      if (none.length) {
+        traces.push(none);
+        data.push({ type: "scattergl", mode: "markers", name: "no value (" + none.length.toLocaleString() + ")",
+          x: none.map((i) => cols.fx[i]), y: none.map((i) => cols.fy[i]), text: hoverText(none), hoverinfo: "text",
+          marker: { size: size, color: "#ced4da" } });
+      }
     } else {
       const c = cfg.color;
       const col = { confidence: cols.confidence, loss: cols.loss, cutoff: cols.cutoff }[c];
@@ -195,7 +232,14 @@
     if (cfg.disagree) u.searchParams.set("disagree", "true"); else u.searchParams.delete("disagree");
     window.history.replaceState(null, "", u.toString());
   }
-  document.getElementById("color-by").addEventListener("change", (ev) => { cfg.color = ev.target.value; syncUrl(); draw(); });
+  document.getElementById("color-by").addEventListener("change", async (ev) => {
+    cfg.color = ev.target.value;
+    syncUrl();
+    if (isColumn(cfg.color)) {
+      try { await loadColumn(cfg.color); } catch (e) { earmark.toast(e.message, true); return; }
+    }
+    draw();
+  });
   document.getElementById("disagree-only").addEventListener("change", (ev) => { cfg.disagree = ev.target.checked; syncUrl(); draw(); showSelection([]); });
 
   async function load() {
@@ -206,6 +250,7 @@
       if (!resp.ok) throw new Error("points: HTTP " + resp.status);
       cols = decode(await resp.arrayBuffer());
       safeVocab = meta.vocab.map(plain);
+      if (isColumn(cfg.color)) await loadColumn(cfg.color);
       el.innerHTML = "";
       draw();
       el.on("plotly_click", (ev) => { const ids = pointsToClips(ev.points); if (ids.length) showClip(ids[0]); });

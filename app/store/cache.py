@@ -20,12 +20,14 @@ from typing import TypeVar
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
 from app.store import clips as clips_store
 from app.store import datasets as datasets_store
 from app.store import neighbors as neighbors_store
 from app.store import predictions
-from app.store.clip_stats import clip_stat_arrays, label_doubts
+from app.store.clip_stats import STAT_NAMES, clip_stat_arrays, label_doubts
 from app.store.cloud import CloudBody, encode_cloud, with_flags
+from app.store.cloud_column import encode_column
 from app.store.flags import flag_map
 from app.store.frame import SPLITS, RunFrame, frame_version, load_frame
 from app.store.models import Dataset, Run
@@ -127,6 +129,30 @@ class RunCache:
                 meta_kinds=datasets_store.meta_columns(session, run.dataset_id),
                 doubted=label_doubts(session, run.id, ids))
         return entry.columns
+
+    def cloud_column(self, session: Session, run: Run, name: str) -> dict:
+        """``name`` (``meta.<column>``, ``stat.<stat>`` or ``speaker``) encoded for the cloud's points
+        (``app.store.cloud_column``), in the order of ``/api/cloud.bin``; built once per run."""
+        columns = self.slice_columns(session, run)
+        source, _, col = name.partition(".")
+        if name == "speaker":
+            values, kind = columns.stats["speaker"], "text"
+        elif source == "stat" and col in STAT_NAMES:
+            values, kind = columns.stats[col], "number"
+        elif source == "meta" and col in columns.meta:
+            values, kind = columns.meta[col], columns.meta_kinds.get(col, "text")
+        else:
+            known = [f"meta.{m}" for m in columns.meta] + [f"stat.{s}" for s in STAT_NAMES] + ["speaker"]
+            raise NotFound(f"no column {name!r} to colour the cloud by", detail=f"known: {', '.join(known)}",
+                           hint="pick one in the cloud's colour menu")
+
+        def build() -> dict:
+            entry = self._entry(session, run)
+            self.cloud(session, run, with_flag_column=False)
+            pos = np.searchsorted(entry.frame.clip_ids, entry.cloud.clip_ids)
+            return dict(encode_column(name, kind, values[pos]), run_id=run.id)
+
+        return self.derived(session, run, ("cloud_column", name), build)
 
     def derived(self, session: Session, run: Run, key: tuple, build: Callable[[], T]) -> T:
         """``build()``, memoised under ``key`` for as long as the run's entry is current (slices, say)."""

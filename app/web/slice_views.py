@@ -82,6 +82,14 @@ def _build(session: Session, cache: RunCache, run: Run, split: str) -> dict:
                 small_n=SMALL_N, families=families, worst=worst, per_class=classes, confused=confused)
 
 
+def colour_columns(meta_kinds: dict[str, str]) -> list[dict]:
+    """The extra "colour by" choices of the cloud: each metadata column, the speaker, the signal stats."""
+    out = [dict(value=f"meta.{name}", title=f"{name} ({kind})", group="metadata") for name, kind in meta_kinds.items()]
+    out.append(dict(value="speaker", title="speaker", group="clip"))
+    out += [dict(value=f"stat.{s.name}", title=f"{s.title} ({s.unit})", group="signal") for s in STATS]
+    return out
+
+
 def available_splits(frame: RunFrame) -> list[str]:
     """The splits the run has predictions on, in the usual order, then "all"."""
     present = set(np.unique(frame.split).tolist())

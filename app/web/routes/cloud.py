@@ -15,16 +15,20 @@ from app.store.findings import finding_clip_ids, get_finding
 from app.store.flags import correctable_labels
 from app.web import urls
 from app.web.deps import RunDep, SessionDep, render
+from app.web.slice_views import colour_columns
 
 router = APIRouter()
 NAV = ("Cloud", "/cloud", 40)
 ColorBy = Literal["agreement", "label", "pred", "confidence", "loss", "cutoff", "split", "flag"]
+COLOR_BY = ColorBy.__args__
 MAX_HIGHLIGHT = 100_000
 
 
 @router.get("/cloud")
 def show_cloud(request: Request, session: SessionDep, run: RunDep,
-               color: Annotated[ColorBy, Query(description="what colours the points")] = "agreement",
+               color: Annotated[str, Query(max_length=200, description="what colours the points: "
+                                           f"{', '.join(COLOR_BY)}, or meta.<column>, stat.<stat>, speaker")
+                                ] = "agreement",
                disagree: Annotated[bool, Query(description="show only the clips that disagree with their label")] = False,
                finding: Annotated[int | None, Query(ge=1, description="highlight the clips of this finding")] = None):
     """The cloud page."""
@@ -34,7 +38,11 @@ def show_cloud(request: Request, session: SessionDep, run: RunDep,
         highlight = [int(i) for i in finding_clip_ids(session, finding)[:MAX_HIGHLIGHT]]
     dataset = get_dataset(session, run.dataset_id)
     labels = correctable_labels(session, dataset, run)  # what a flag may correct to (app.flags)
+    columns = colour_columns(dataset.meta_columns or {})
+    if color not in COLOR_BY and color not in {c["value"] for c in columns}:
+        color = "agreement"
     config = dict(run_id=run.id, color=color, disagree=disagree, finding=finding, highlight=highlight,
-                  meta_url=urls.api_cloud(run.id), bin_url=urls.api_cloud_bin(run.id))
+                  meta_url=urls.api_cloud(run.id), bin_url=urls.api_cloud_bin(run.id),
+                  column_url=urls.api_cloud_column(run.id))
     return render(request, "cloud.html", run=run, config=config, labels=labels, color=color, disagree=disagree,
-                  finding_title=finding_title)
+                  finding_title=finding_title, columns=columns)
