@@ -161,8 +161,18 @@ MAX_CONDITIONS = 40
 def parse_conditions(items: list[tuple[str, str]]) -> tuple[ColumnCondition, ...]:
     """Column conditions from query items: ``meta.gender=female``, ``meta.gender.not=a`` (repeatable),
     ``meta.take.min=2&meta.take.below=5``, ``stat.rms_dbfs.below=-40``, ``speaker=ab12``,
-    ``speaker.missing=1``. Other keys are ignored; a bad number is an ``EarmarkError`` (422)."""
+    ``speaker.missing=1``; and the clip list's picker, ``col=meta.take&val=3`` or ``val=2..5`` (a range
+    ``[2, 5)``). Other keys are ignored; a bad number is an ``EarmarkError`` (422)."""
     groups: dict[str, dict] = {}
+    picked = dict((k, v.strip()) for k, v in items if k in ("col", "val"))
+    if picked.get("col") and picked.get("val"):  # the clip list's "column / value" picker
+        col, val = picked["col"], picked["val"]
+        if ".." in val:
+            lo, _, hi = val.partition("..")
+            items = [*items, *([(f"{col}.min", lo.strip())] if lo.strip() else []),
+                     *([(f"{col}.below", hi.strip())] if hi.strip() else [])]
+        else:
+            items = [*items, (col, val)]
     for key, raw in items:
         if not (key == "speaker" or key.startswith(("speaker.", "meta.", "stat."))):
             continue
@@ -215,3 +225,20 @@ def select_condition(column: str, select: dict) -> ColumnCondition:
     return ColumnCondition(column=column, value=None if select.get("value") is None else str(select["value"]),
                            not_in=tuple(str(v) for v in select.get("not", ())), missing=bool(select.get("missing")),
                            min=select.get("min"), below=select.get("below"))
+
+
+def describe_condition(c: ColumnCondition) -> str:
+    """A condition in words, for the clip list's filter line: ``gender = f``, ``take in [2, 5)``."""
+    name = c.column.partition(".")[2] if c.column.startswith(("meta.", "stat.")) else c.column
+    parts = []
+    if c.value is not None:
+        parts.append(f"{name} = {c.value}")
+    if c.not_in:
+        parts.append(f"{name} not {c.not_in[0]}" if len(c.not_in) == 1 else f"{name} not one of {len(c.not_in)}")
+    if c.missing:
+        parts.append(f"{name} missing")
+    if c.min is not None or c.below is not None:
+        lo = "" if c.min is None else f"{c.min:g}"
+        hi = "" if c.below is None else f"{c.below:g}"
+        parts.append(f"{name} ≥ {lo}" if not hi else f"{name} < {hi}" if not lo else f"{name} in [{lo}, {hi})")
+    return " and ".join(parts) or name

@@ -57,7 +57,24 @@ def run_summary(run: Run) -> dict:
                 classes=list(run.classes or []), n_params=run.n_params, epochs_done=run.epochs_done,
                 parent_run_id=run.parent_run_id, n_flags_used=len(run.flags_used or []), error=run.error,
                 created_at=run.created_at.isoformat() if run.created_at else None,
-                finished_at=run.finished_at.isoformat() if run.finished_at else None, metrics=per_split)
+                finished_at=run.finished_at.isoformat() if run.finished_at else None, metrics=per_split,
+                imported=import_note(run))
+
+
+def import_note(run: Run) -> dict | None:
+    """Where an imported run came from, its coverage and what it was imported without; None for a trained run."""
+    info = (run.config or {}).get("import")
+    if not isinstance(info, dict):
+        return None
+    cov = info.get("coverage") or {}
+    clips, covered = int(cov.get("clips") or 0), int(cov.get("covered") or 0)
+    source = info.get("source")
+    return dict(source=source.rsplit("/", 1)[-1] if source else info.get("format") or "arrays",
+                sha256=(info.get("sha256") or "")[:12], model=info.get("model"), version=info.get("model_version"),
+                class_map=(info.get("class_map") or {}).get("task"), clips=clips, covered=covered,
+                fraction=covered / clips if clips else 0.0, uncovered=int(cov.get("uncovered") or 0),
+                uncovered_paths=list(cov.get("uncovered_paths") or [])[:5], missing=list(info.get("missing") or []),
+                skipped=list(((run.config or {}).get("analysis_skipped") or {}).values()))
 
 
 # ---- confusion -------------------------------------------------------------------------------
@@ -133,16 +150,23 @@ def clip_detail(session: Session, cache: RunCache, run: Run, clip: Clip) -> dict
         neighbors=[dict(rows[c], similarity=s) for c, s in neighbours if c in rows],
         speaker_clips=[rows[c] for c in speaker_ids if c in rows],
         spectrograms=spectrogram_views(clip.id, run),
-        meta=typed_meta(clip.meta or {}, (dataset.meta_columns or {}) if dataset else {}),
+        meta=typed_meta(clip.meta or {}, (dataset.meta_columns or {}) if dataset else {}, run.id),
         **urls.media(clip.id),
     )
     return row
 
 
-def typed_meta(meta: dict, kinds: dict[str, str]) -> list[dict]:
-    """A clip's metadata as ``[{name, kind, value}]`` in its data set's column order (extra keys last, as text)."""
+def typed_meta(meta: dict, kinds: dict[str, str], run_id: int) -> list[dict]:
+    """A clip's metadata as ``[{name, kind, value, clips_url}]`` in its data set's column order (extra
+    keys last, as text); ``clips_url`` lists the run's clips with the same value (None without one)."""
     names = [n for n in kinds if n in meta] + [n for n in meta if n not in kinds]
-    return [dict(name=n, kind=kinds.get(n, "text"), value=meta[n]) for n in names]
+    out = []
+    for n in names:
+        v = meta[n]
+        key = None if v is None else ("true" if v else "false") if isinstance(v, bool) else str(v)
+        out.append(dict(name=n, kind=kinds.get(n, "text"), value=v,
+                        clips_url=None if key is None else urls.clip_list(run_id, **{f"meta.{n}": key})))
+    return out
 
 
 def spectrogram_views(clip_id: int, run: Run) -> list[dict]:

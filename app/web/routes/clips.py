@@ -5,10 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.store.datasets import get_dataset
+from app.store.filters import condition_params, describe_condition
 from app.store.findings import get_finding
 from app.store.flags import correctable_labels
-from app.web import views
+from app.web import urls, views
 from app.web.deps import CacheDep, ClipFilterDep, PageNo, PerPage, RunDep, SessionDep, filter_params, render
+from app.web.slice_views import colour_columns
 
 router = APIRouter()
 NAV = ("Clips", "/clips", 30)
@@ -23,6 +25,13 @@ def list_clips(request: Request, session: SessionDep, cache: CacheDep, run: RunD
     frame = cache.frame(session, run)
     labels = correctable_labels(session, dataset, run)  # what a flag may correct to (app.flags)
     finding_title = get_finding(session, f.finding).title if f.finding is not None else None
+    context = filter_params(f)
+    column_filters = []
+    for c in f.columns:
+        own = condition_params(c)
+        column_filters.append(dict(label=describe_condition(c), params=own,
+                                   remove_url=urls.clip_list(run.id, **{k: v for k, v in context.items() if k not in own})))
     return render(request, "clips.html", run=run, f=f, data=data, vocab=frame.vocab, labels=labels,
-                  context=filter_params(f), finding_title=finding_title,
+                  context=context, column_filters=column_filters,
+                  filter_columns=colour_columns(dataset.meta_columns or {}), finding_title=finding_title,
                   offset=(data["page"] - 1) * per_page)
