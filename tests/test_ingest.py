@@ -263,12 +263,12 @@ def test_ingest_cleans_up_a_stale_ingesting_row(store, tmp_path):
 
 
 def test_ingest_refuses_while_another_live_ingest_holds_the_name(sqlite_store, tmp_path):
-    from app.pipeline.ingest import _process_identity
+    from app.process import process_identity
 
     make_folder_layout(tmp_path / "ds")
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        owner = {"host": socket.gethostname(), "pid": sleeper.pid, "start": _process_identity(sleeper.pid)}
+        owner = {"host": socket.gethostname(), "pid": sleeper.pid, "start": process_identity(sleeper.pid)}
         with sqlite_store.sessions() as s:
             s.add(Dataset(name="busy", root="/x", layout="folders", status="ingesting",
                           list_stats={"ingest_owner": owner}))

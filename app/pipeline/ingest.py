@@ -19,7 +19,6 @@ import hashlib
 import logging
 import multiprocessing as mp
 import os
-import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +32,7 @@ from app.errors import Conflict, EarmarkError
 from app.pipeline.common import Progress, no_progress
 from app.pipeline.ingest_plan import IngestOptions, PlannedIngest, fingerprint, plan_ingest
 from app.pipeline.ingest_report import IngestReport, build_report, leakage_report
+from app.process import current_owner, owner_alive
 from app.store.db import Store
 from app.store.models import Clip, Dataset, Reject
 from app.store.writes import bulk_insert
@@ -134,42 +134,12 @@ def _decode_all(root: Path, paths: list[str], sample_rate: int | None, max_sampl
             ex.shutdown(wait=finished, cancel_futures=not finished)
 
 
-def _process_identity(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (so a recycled pid is not mistaken for it); None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return None if fields[0] == b"Z" else fields[19].decode()  # state; starttime (field 22)
-    except (OSError, IndexError):
-        pass
-    try:  # no /proc: fall back to "does the pid exist"
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except (PermissionError, OSError):
-        pass
-    return "?"
-
-
-def _owner() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_identity(os.getpid())}
-
-
-def _owner_alive(owner: dict) -> bool:
-    """True when the process that started an unfinished ingest is still running (same host only)."""
-    pid = owner.get("pid")
-    if owner.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
-        return False
-    now = _process_identity(pid)
-    return now is not None and (now == "?" or owner.get("start") in (None, "?", now))
-
-
 def _claim(session: Session, name: str, root: Path, planned: PlannedIngest, fingerprint: str) -> tuple[Dataset, bool]:
     """The data set row to fill and whether it is new. Cleans up a stale 'ingesting' row."""
     ds = session.scalars(select(Dataset).where(Dataset.name == name)).first()
     if ds is not None and ds.status != "ready":
         owner = (ds.list_stats or {}).get("ingest_owner") or {}
-        if _owner_alive(owner):
+        if owner_alive(owner):
             raise Conflict(f"data set {name!r} is being ingested right now (process {owner['pid']})",
                            hint="wait for that ingest to finish, or ingest under another --name")
         log.info("removing the unfinished data set %r (id %s) left by an interrupted ingest", name, ds.id)
@@ -186,7 +156,7 @@ def _claim(session: Session, name: str, root: Path, planned: PlannedIngest, fing
         return ds, False
     ds = Dataset(name=name, root=str(root), layout=planned.plan.kind, status="ingesting",
                  split_source=planned.split_source,
-                 list_stats={"ingest_owner": _owner(),
+                 list_stats={"ingest_owner": current_owner(),
                              "fingerprint": fingerprint})
     session.add(ds)
     session.commit()  # reserve the name; readers ignore it until 'ready'
