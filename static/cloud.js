@@ -168,15 +168,16 @@
     earmark.play(String(id));
     const box = document.getElementById("clip-detail");
     try {
-      const c = await earmark.getJSON("/api/clips/" + id + "?run=" + cfg.run_id);
-      box.innerHTML = "<h3>Clip <a href='/clips/" + id + "?run=" + cfg.run_id + "'>#" + id + "</a></h3>" +
-        "<img class='spectro large' alt='spectrogram' src='/media/clips/" + id + "/spectrogram.png?size=large'>" +
+      const c = await earmark.getJSON(earmark.url("api_clip", { id: id, run: cfg.run_id }));
+      const page = esc(earmark.url("clip_page", { id: id, run: cfg.run_id }));
+      box.innerHTML = "<h3>Clip <a href='" + page + "'>#" + id + "</a></h3>" +
+        "<img class='spectro large' alt='spectrogram' src='" + esc(c.spectrogram_url) + "'>" +
         "<dl class='kv small'><dt>label</dt><dd>" + esc(c.target) + "</dd><dt>prediction</dt><dd>" + esc(c.pred) +
         (c.agree ? "" : " <span class='badge bad'>disagrees</span>") + "</dd><dt>confidence</dt><dd>" + (c.confidence ?? 0).toFixed(3) +
         "</dd><dt>loss</dt><dd>" + (c.loss ?? 0).toFixed(3) + "</dd><dt>cut-off</dt><dd>" + (c.cutoff_score ?? 0).toFixed(2) +
         "</dd><dt>speaker</dt><dd class='mono'>" + esc(c.speaker || "–") + "</dd><dt>file</dt><dd class='path'>" + esc(c.path) + "</dd>" +
         (c.flag ? "<dt>flag</dt><dd>" + esc(c.flag.reason) + (c.flag.corrected_label ? " → " + esc(c.flag.corrected_label) : "") + "</dd>" : "") +
-        "</dl><p><button type='button' class='play' data-play='" + id + "'>▶</button> <a href='/clips/" + id + "?run=" + cfg.run_id + "'>open the clip page</a></p>";
+        "</dl><p><button type='button' class='play' data-play='" + id + "'>▶</button> <a href='" + page + "'>open the clip page</a></p>";
     } catch (e) { box.innerHTML = "<h3>Clip #" + id + "</h3><p class='error-text'>" + esc(e.message) + "</p>"; }
   }
 
@@ -193,12 +194,12 @@
     document.getElementById("sel-breakdown").textContent = "(" + dis.toLocaleString() + " disagree)";
     const first = ids.slice(0, 100);
     document.getElementById("sel-more").textContent = ids.length > 100 ? "showing the first 100; flagging applies to all " + ids.length.toLocaleString() : "";
-    const resp = await earmark.getJSON("/api/clips?run=" + cfg.run_id + "&per_page=200&ids=" + first.join(","));
+    const resp = await earmark.getJSON(earmark.url("api_clips_by_id", { run: cfg.run_id, ids: first.join(",") }));
     resp.items.forEach((c) => {
       const li = document.createElement("li");
       li.dataset.selClip = c.id;
       li.innerHTML = "<button type='button' class='play' data-play='" + c.id + "'>▶</button>" +
-        "<a href='/clips/" + c.id + "?run=" + cfg.run_id + "'>#" + c.id + "</a> <span>" + esc(c.target) + " → " + esc(c.pred) + "</span>" +
+        "<a href='" + esc(earmark.url("clip_page", { id: c.id, run: cfg.run_id })) + "'>#" + c.id + "</a> <span>" + esc(c.target) + " → " + esc(c.pred) + "</span>" +
         (c.agree ? "" : " <span class='badge bad'>≠</span>") + " <span data-flag-cell='" + c.id + "'></span>";
       list.appendChild(li);
       if (c.flag) earmark.showFlag(c.id, c.flag);

@@ -45,7 +45,7 @@
   async function save(form) {
     const id = form.dataset.clip;
     const fd = new FormData(form);
-    const flag = await E.post("/api/clips/" + encodeURIComponent(id) + "/flag", {
+    const flag = await E.post(E.url("flag", { id: id }), {
       reason: fd.get("reason"), corrected_label: fd.get("corrected_label") || null,
       note: fd.get("note") || "", author: E.author(),
     });
@@ -85,7 +85,7 @@
     box.textContent = "";
     const fd = new FormData(imp);
     fd.append("author", E.author());
-    const resp = await fetch("/flags/import", {
+    const resp = await fetch(E.url("flags_import"), {
       method: "POST", credentials: "same-origin", headers: { "X-Earmark-CSRF": "1" }, body: fd,
     });
     let body = null;

@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from app.store.models import Clip, Dataset, Finding, FindingClip, Prediction, Reject
 from app.web.main import create_app
@@ -330,3 +331,60 @@ def test_pages_reference_no_external_assets(site):
         html = client.get(url).text
         assert not re.search(r"""(src|href)=["']https?://""", html), url
     assert client.get("/static/vendor/plotly.min.js").status_code == 200
+
+
+def test_missing_clips_and_findings_answer_with_one_wording(site):
+    """Every way of naming a clip or a finding that does not exist says so the same way (ClipNotFound /
+    FindingNotFound), on pages and in the API."""
+    from app.errors import ClipNotFound, FindingNotFound
+
+    client, fx, _ = site
+    clip, finding = ClipNotFound(424242), FindingNotFound(31337)
+    for url in ["/clips/424242", "/api/clips/424242", "/media/clips/424242/audio.wav",
+                "/media/clips/424242/spectrogram.png", "/media/clips/424242/waveform.png"]:
+        r = client.get(url + f"?run={fx.run_id}" if "?" not in url else url)
+        assert r.status_code == 404, url
+        body = r.json() if url.startswith(("/api", "/media")) else None
+        if body is not None:
+            assert (body["title"], body["hint"]) == (clip.title, clip.hint), url
+        else:
+            assert clip.title in r.text and str(escape(clip.hint)) in r.text
+    for url in ["/api/findings/31337", f"/clips?run={fx.run_id}&finding=31337", f"/api/clips?run={fx.run_id}&finding=31337",
+                f"/cloud?run={fx.run_id}&finding=31337"]:
+        r = client.get(url)
+        assert r.status_code == 404, url
+        if url.startswith("/api"):
+            assert (r.json()["title"], r.json()["hint"]) == (finding.title, finding.hint), url
+        else:
+            assert finding.title in r.text and str(escape(finding.hint)) in r.text, url
+    r = client.post("/api/findings/31337/flag", json={}, headers={"X-Earmark-CSRF": "1"})
+    assert r.status_code == 404 and r.json()["title"] == finding.title
+
+
+def test_pages_hand_their_urls_to_the_scripts(site):
+    from app.web import urls
+
+    client, fx, _ = site
+    html = client.get(f"/clips/{fx.clip_ids[0]}?run={fx.run_id}").text
+    tree = parse(html)
+    [script] = tree.select("script", id="earmark-urls")
+    assert json.loads(script.text) == urls.js_templates()
+    assert json.loads(script.text)["audio"] == "/media/clips/{id}/audio.wav"
+
+
+def test_run_selector_is_read_with_the_pages_own_session(site, monkeypatch):
+    """render() does not open a second session for the run selector on a page that has one."""
+    client, fx, st = site
+    opened = []
+    store = client.app.state.store
+    real = store.sessions
+
+    class Counting:
+        def __call__(self, *a, **k):
+            opened.append(1)
+            return real(*a, **k)
+
+    monkeypatch.setattr(store, "sessions", Counting())
+    r = client.get(f"/clips?run={fx.run_id}")
+    assert r.status_code == 200 and f'<option value="{fx.run_id}"' in r.text
+    assert len(opened) == 1

@@ -55,3 +55,16 @@ def test_rules_one_writer_for_neighbours_and_for_scores():
 def test_rules_no_legacy_session_query_under_app():
     hits = _lines(_sources(APP), re.compile(r"\.query\("))
     assert hits == [], "use 2.0-style select():\n" + "\n".join(hits)
+
+
+def test_rules_scripts_take_their_urls_from_the_server():
+    """static/*.js fill in the URL templates base.html hands them (app.web.urls.js_templates)."""
+    static = APP.parent / "static"
+    path_literal = re.compile(r"""["'`]/(api|media|clips|flags|findings)\b""")
+    hits = [f"{p.name}:{i}: {line.strip()}" for p in sorted(static.glob("*.js"))
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1) if path_literal.search(line)]
+    assert hits == [], "use earmark.url(name, params):\n" + "\n".join(hits)
+    templates = APP.parent / "templates"
+    media = [f"{p.name}:{i}" for p in sorted(templates.glob("*.html"))
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1) if "/media/clips" in line]
+    assert media == [], "media URLs come from app.web.urls: " + ", ".join(media)

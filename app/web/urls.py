@@ -92,6 +92,21 @@ def api_cloud_column(run_id: int, name: str | None = None) -> str:
     return with_query("/api/cloud/column", run=run_id, name=name)
 
 
+def api_clips_by_id(run_id: int | str, ids: str, per_page: int = 200) -> str:
+    """Exactly these clips (comma-separated ids) of a run, as one page of the list."""
+    return with_query("/api/clips", run=run_id, per_page=per_page, ids=ids)
+
+
+def api_flags_bulk() -> str:
+    """Flag many clips at once (POST)."""
+    return "/api/flags/bulk"
+
+
+def flags_import() -> str:
+    """Import a flags file (POST, multipart)."""
+    return "/flags/import"
+
+
 def api_flag(clip_id: int) -> str:
     """Set a clip's flag (POST)."""
     return f"/api/clips/{int(clip_id)}/flag"
@@ -118,4 +133,6 @@ def js_templates() -> dict[str, str]:
         audio=t(audio(marker)), spectrogram=t(spectrogram(marker)), waveform=t(waveform(marker)),
         clip_page=t(clip_page(marker)) + "?run={run}", api_clip=t(api_clip(marker)) + "?run={run}",
         flag=t(api_flag(marker)), flag_clear=t(api_flag_clear(marker)), finding_flag=t(api_finding_flag(marker)),
+        api_clips_by_id=api_clips_by_id("{run}", "{ids}").replace("%7B", "{").replace("%7D", "}"),
+        flags_bulk=api_flags_bulk(), flags_import=flags_import(), overview="/",
     )
