@@ -58,6 +58,7 @@ SHORTCUTS = {"c": Reason.CUTOFF.value, "m": Reason.MISLABELED.value}  # keyboard
 __all__ = [
     "ANONYMOUS", "AUTO", "CUTOFF", "CUTOFF_REASONS", "POLICIES", "REASONS", "SILENCE", "SPECIAL_LABELS", "UNKNOWN",
     "CutoffPolicy", "FlagValues", "LabelPlan", "Reason", "check_policy", "check_reason", "correctable",
+    "flag_decision",
     "is_cutoff_like", "is_person", "iso_utc", "plan_labels", "training_label", "validate_flag", "vocabulary",
 ]
 

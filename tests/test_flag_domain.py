@@ -105,3 +105,13 @@ def test_relabel_and_apply_flags_give_every_clip_the_same_label(store, tmp_path,
         assert classes[-2:] == [UNKNOWN, SILENCE] and len(classes) == 12
     elif policy == "class":
         assert classes[-1] == CUTOFF
+
+
+def test_the_12_class_task_lives_in_ml():
+    v12, every = task_named("v1-12"), task_named("all")
+    assert v12.classes(["bed", "yes"]) == ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+                                           UNKNOWN, SILENCE]
+    assert [v12.map(x) for x in ("yes", "bed", SILENCE, CUTOFF, UNKNOWN)] == ["yes", UNKNOWN, SILENCE, UNKNOWN, UNKNOWN]
+    assert every.classes(["b", "a", "_background_noise_"]) == ["a", "b"] and every.map("bed") == "bed"
+    with pytest.raises(ValueError, match="v1-12"):
+        task_named("v2-35")
