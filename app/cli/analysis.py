@@ -64,6 +64,8 @@ def analyze(
                   f"{s.n_cutoff:,} look cut off, {s.n_label_issues:,} label issues, {s.n_clusters} clusters, "
                   f"{s.n_duplicate_pairs:,} duplicate pairs")
     console.print(f"label issues checked on {s.label_scope}")
+    for why in s.skipped.values():
+        console.print(f"[yellow]skipped:[/] {why}")
     if not s.neighbors_reused:
         console.print("nearest neighbours computed here (run `earmark project` first to reuse its graph)")
     table = Table("rank", "id", "kind", "clips", "score", "title")

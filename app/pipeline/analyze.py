@@ -23,7 +23,7 @@ from app.store.db import Store
 from app.store.findings import NewFinding, replace_findings
 from app.store.neighbors import N_NEIGHBORS, all_neighbors
 from app.store.predictions import RunData, load_run_data
-from app.store.runs import resolve_run
+from app.store.runs import resolve_run, update_run_config
 from app.store.scores import replace_clip_scores
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class AnalyzeSummary:
     n_outliers: int
     label_scope: str
     neighbors_reused: bool = False  # the kNN graph came from `earmark project` instead of being recomputed
+    skipped: dict[str, str] = field(default_factory=dict)  # detector -> why it did not run (an imported run)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -165,11 +166,12 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
         # The stored lists (10 per clip) are all the detectors need: outliers use 10 neighbours and a
         # duplicate is always its copy's nearest neighbour.
         k = min(N_NEIGHBORS, max(0, n - 1))
-        graph = _stored_graph(session, run.id, data.clip_ids, k)
+        graph = _stored_graph(session, run.id, data.clip_ids, k) if data.has_embeddings else None
         run_id, dataset_id, classes_list = run.id, run.dataset_id, list(run.classes)
         session.commit()  # no read transaction held open through the detectors
     reused = graph is not None
-    if graph is None:
+    skipped = skipped_parts(data)
+    if graph is None and data.has_embeddings:
         graph = knn_cosine(data.emb, k=k, seed=seed)
     timings["neighbors"] = time.perf_counter() - t
 
@@ -180,7 +182,12 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
     timings["cutoff"] = time.perf_counter() - t
 
     t = step("label issues (cleanlab)", 3)
-    rows, y, probs, voted, scope = label_inputs(data, classes_list, graph.idx, train_without_oof)
+    if data.has_probs:
+        rows, y, probs, voted, scope = label_inputs(data, classes_list, graph.idx if graph else None, train_without_oof)
+    else:
+        rows, y, probs, voted = np.zeros(0, np.int64), np.zeros(0, np.int64), data.probs[:0], np.zeros(0, bool)
+        scope = {"validation_test_clips": 0, "train_clips_with_oof": 0, "train_clips_by_neighbors": 0,
+                 "train_clips_skipped": 0, "note": skipped["label_issues"]}
     classes = np.asarray(classes_list)
     quality = np.full(n, np.nan, dtype=np.float32)
     issue = np.zeros(n, dtype=bool)
@@ -189,7 +196,7 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
         # Label index of each judged clip's nearest clips (any split; -1 for labels outside the classes).
         index = {c: i for i, c in enumerate(classes_list)}
         all_y = np.array([index.get(lab, -1) for lab in data.labels.tolist()], dtype=np.int64)
-        nb_idx = graph.idx[rows]
+        nb_idx = graph.idx[rows] if graph else np.full((len(rows), 1), -1, np.int64)
         nb_labels = np.where(nb_idx >= 0, all_y[np.maximum(nb_idx, 0)], -1)
         # Confident learning's per-class thresholds come from the probabilities it is given, so the
         # model's and the neighbours' (more peaked) probabilities are judged apart.
@@ -202,12 +209,16 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
 
     t = step("error clusters (HDBSCAN)", 4)
     signal = np.stack([data.signal[c] for c in CLUSTER_SIGNAL], axis=1)  # (n, 4)
-    clusters = cluster_embeddings(data.emb, seed=seed, signal=signal)
+    clusters = cluster_embeddings(data.emb, seed=seed, signal=signal) if data.has_embeddings \
+        else np.full(n, -1, dtype=np.int64)
     timings["clusters"] = time.perf_counter() - t
 
     t = step("duplicates and outliers", 5)
-    out_score, out_z = outlier_scores(graph)
-    pairs = notable_duplicates(duplicate_pairs(graph, data.hashes), data.splits, data.labels)
+    if graph is not None:
+        out_score, out_z = outlier_scores(graph)
+        pairs = notable_duplicates(duplicate_pairs(graph, data.hashes), data.splits, data.labels)
+    else:
+        out_score, out_z, pairs = np.full(n, np.nan, np.float32), np.zeros(n, np.float32), []
     dup_of = duplicate_of(n, pairs)
     timings["duplicates_outliers"] = time.perf_counter() - t
 
@@ -218,7 +229,7 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
             cutoff_score=float(cut.score[i]),
             label_quality=None if np.isnan(quality[i]) else float(quality[i]),
             suggested_label=str(suggested[i]), label_issue=bool(issue[i]),
-            outlier_score=float(out_score[i]), cluster=int(clusters[i]),
+            outlier_score=None if np.isnan(out_score[i]) else float(out_score[i]), cluster=int(clusters[i]),
             duplicate_of=int(data.clip_ids[dup_of[i]]) if dup_of[i] >= 0 else None,
         )
     ev = Evidence(labels=data.labels, preds=data.preds, agree=data.agree, splits=data.splits, signal=data.signal,
@@ -234,7 +245,9 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
     with store.session() as session, session.begin():  # ONE transaction: scores, findings, leakage
         replace_clip_scores(session, run_id, scores)
         replace_findings(session, run_id, new)
-        set_leakage_key(session, dataset_id, _leakage(run_id, data, pairs))
+        if data.has_embeddings:  # without embeddings nothing was looked for: keep what another run found
+            set_leakage_key(session, dataset_id, _leakage(run_id, data, pairs))
+        update_run_config(session, run_id, {"analysis_skipped": skipped})
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     progress("done", total, total)
@@ -242,8 +255,22 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
         run_id=run_id, n_clips=n, n_findings=len(findings), n_cutoff=int((cut.score >= CUTOFF_THRESHOLD).sum()),
         n_label_issues=int(issue.sum()), n_clusters=int(len(set(clusters.tolist()) - {-1})),
         n_duplicate_pairs=len(pairs), n_outliers=sum(1 for f in findings if f.kind == "outlier"),
-        label_scope=_scope_words(scope), neighbors_reused=reused, timings={k: round(v, 2) for k, v in timings.items()},
+        label_scope=_scope_words(scope), neighbors_reused=reused, skipped=skipped, timings={k: round(v, 2) for k, v in timings.items()},
     )
+
+
+def skipped_parts(data: RunData) -> dict[str, str]:
+    """The detectors a run's outputs cannot feed (an import without probabilities or embeddings), and why."""
+    out = {}
+    if not data.has_probs:
+        out["label_issues"] = ("label issues were not checked: the run was imported without probabilities "
+                               "(predictions and confidences only)")
+    if not data.has_embeddings:
+        why = "the run was imported without embeddings"
+        out.update(clusters=f"error clusters were not looked for: {why}",
+                   duplicates=f"near-duplicates were not looked for: {why}",
+                   outliers=f"outliers were not looked for: {why}")
+    return out
 
 
 def _scope_words(scope: dict) -> str:

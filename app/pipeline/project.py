@@ -46,10 +46,12 @@ def load_embeddings(session, run: Run) -> tuple[np.ndarray, np.ndarray]:
     """(clip ids (n,), embeddings (n, d) float32) of ``run``, ordered by clip id; a Conflict when it has none."""
     ids, x = predictions.embeddings(session, run.id)
     if not len(ids):
+        imported = "import" in (run.config or {})
         raise Conflict(
             f"run {run.id} ({run.name}) has no embeddings",
-            detail=f"its status is {run.status!r}",
-            hint=f"run `earmark infer --run {run.id}` first",
+            detail="it was imported without embeddings" if imported else f"its status is {run.status!r}",
+            hint="import the run again with an `embedding` column (the cloud needs one vector per clip)" if imported
+            else f"run `earmark infer --run {run.id}` first",
         )
     return ids, x
 

@@ -41,13 +41,15 @@ def encode_cloud(frame: RunFrame) -> CloudBody:
     def q16(v, a, b):
         return np.round((v - a) / max(b - a, 1e-9) * 65535).astype("<u2")
 
-    loss_max = float(np.percentile(frame.loss[idx], 99.5)) if len(idx) else 1.0
+    loss = np.nan_to_num(frame.loss[idx], nan=0.0)  # an import without probabilities has no loss
+    known = np.isfinite(frame.loss[idx])
+    loss_max = float(np.percentile(frame.loss[idx][known], 99.5)) if known.any() else 1.0
     loss_max = max(loss_max, 1e-6)
     code_t = "<u2" if len(frame.vocab) > 255 else "u1"
     parts = [frame.clip_ids[idx].astype("<u4"), q16(x, lo[0], hi[0]), q16(y, lo[1], hi[1]),
              frame.target[idx].astype(code_t), frame.pred[idx].astype(code_t), frame.split[idx].astype("u1"),
              frame.agree[idx].astype("u1"), np.round(np.clip(frame.confidence[idx], 0, 1) * 255).astype("u1"),
-             np.round(np.clip(frame.loss[idx] / loss_max, 0, 1) * 255).astype("u1"),
+             np.round(np.clip(loss / loss_max, 0, 1) * 255).astype("u1"),
              np.round(np.clip(frame.cutoff[idx], 0, 1) * 255).astype("u1")]
     columns, offset = [], 0
     names = ["clip_id", "x", "y", "target", "pred", "split", "agree", "confidence", "loss", "cutoff"]
