@@ -15,7 +15,7 @@ from app.store.filters import condition_params, select_condition
 from app.store.frame import SPLITS, RunFrame
 from app.store.models import Run
 from app.web import urls
-from ml.analysis.slices import SMALL_N, SliceColumn, per_class, slice_report, top_confused
+from ml.analysis.slices import SMALL_N, SliceColumn, badness, per_class, slice_report, top_confused
 
 ALL = "all"
 
@@ -75,7 +75,7 @@ def _build(session: Session, cache: RunCache, run: Run, split: str) -> dict:
                for c in per_class(target, pred, frame.vocab)]
     worst = sorted((dict(s, family_title=f["title"]) for f in families for s in f["slices"]
                     if s["excludes_run"] and s["gap"] > 0 and f["family"] != "split"),
-                   key=lambda s: -(s["ci_low"] - report.error_rate))[:10]
+                   key=lambda s: badness(s["n"], s["ci_low"], s["ci_high"], s["gap"], report.error_rate))[:10]
     return dict(run_id=run.id, split=split, n=report.n, errors=report.errors, accuracy=round(report.accuracy, 4),
                 error_rate=round(report.error_rate, 4), mean_loss=None if report.mean_loss is None else round(report.mean_loss, 4),
                 disagreement=None if report.disagreement is None else round(report.disagreement, 4),

@@ -9,9 +9,10 @@ with no value form a "(missing)" slice.
 Each slice gets its count, accuracy, mean loss, disagreement rate (the share of its clips whose
 label the analysis doubts) and its error rate's gap to the whole run, with a Wilson 95% interval
 on the slice's error rate; ``excludes_run`` says the interval leaves out the run's own rate. Slices
-are ranked worst first by the interval's lower end (how much worse the slice surely is), so a
-1-clip slice with its one error does not outrank 500 clips at twice the run's error rate. Slices
-under ``small_n`` clips are marked ``small``, never hidden.
+are ranked worst first: those surely worse than the run first, by how many errors they hold beyond
+the run's rate even at their interval's lower end (``badness``), so a 1-clip slice with its one
+error does not outrank 500 clips at twice the run's error rate; then the unsure ones, then the
+surely better. Slices under ``small_n`` clips are marked ``small``, never hidden.
 """
 
 from __future__ import annotations
@@ -195,10 +196,20 @@ def slice_family(column: SliceColumn, correct: np.ndarray, loss: np.ndarray, dou
     return worst_first(out, run_error)
 
 
+def badness(n: int, ci_low: float, ci_high: float, gap: float, run_error: float) -> tuple[int, float]:
+    """The sort key of ``worst_first``: (tier, -excess errors). Tier 0: surely worse than the run, by the
+    errors in excess of the run's rate at the interval's lower end, ``n * (ci_low - run_error)``; tier 1:
+    not sure either way, by the expected excess ``n * gap``; tier 2: surely better, least better first."""
+    if ci_low > run_error:
+        return 0, -n * (ci_low - run_error)
+    if ci_high < run_error:
+        return 2, -n * gap
+    return 1, -n * gap
+
+
 def worst_first(slices: list[Slice], run_error: float) -> list[Slice]:
-    """Slices ordered by the lower end of their error interval (how surely worse than the run), then
-    their gap, then size."""
-    return sorted(slices, key=lambda s: (-(s.ci_low - run_error), -s.gap, -s.n, s.name))
+    """Slices worst first (``badness``), then larger first, then by name."""
+    return sorted(slices, key=lambda s: (*badness(s.n, s.ci_low, s.ci_high, s.gap, run_error), -s.n, s.name))
 
 
 @dataclass
