@@ -44,6 +44,7 @@ from ml.manifests import (
 from ml.name_patterns import NOISE_DIRS, apply_name_pattern, compile_pattern, scan_name_pattern, walk_audio
 from ml.tables import MANIFEST_EXTENSIONS, ManifestError, peek_columns
 
+SC_FOLDER_KINDS = ("speech_commands", "test_archive", "split_folders", "folders")
 # Speaker patterns applied with no option when every file name matches (see the module docstring).
 KNOWN_SPEAKER_PATTERNS = {"Arabic Speech Commands": r"(?P<speaker>\d{8})_NO_(?P<round>\d+)"}
 
@@ -266,7 +267,10 @@ def load_plan(plan: LayoutPlan, columns: dict[str, str | None] | None = None, ve
     # Speech Commands hashing by file name is re-done by speaker once a pattern gave speakers.
     if m.split_source == "hash":
         m = replace(m, records=[r.with_split(None) for r in m.records], split_source=None)
-    return assign_splits(m, validation_percentage, testing_percentage)
+    # Speech Commands folders keep the published rule exactly; other layouts make sure that a few
+    # speakers still give every split one (see _speaker_splits)
+    return assign_splits(m, validation_percentage, testing_percentage,
+                         fill_splits=plan.kind not in SC_FOLDER_KINDS)
 
 
 def speaker_split(speaker: str, validation_percentage: float = 10.0, testing_percentage: float = 10.0) -> str:
@@ -274,12 +278,13 @@ def speaker_split(speaker: str, validation_percentage: float = 10.0, testing_per
     return sc.which_set(f"{speaker}_nohash_0", validation_percentage, testing_percentage)
 
 
-def assign_splits(m: Manifest, validation_percentage: float = 10.0,
-                  testing_percentage: float = 10.0) -> tuple[Manifest, SplitPlan]:
+def assign_splits(m: Manifest, validation_percentage: float = 10.0, testing_percentage: float = 10.0,
+                  fill_splits: bool = True) -> tuple[Manifest, SplitPlan]:
     """Give every record a split and say whether speaker leakage can be checked.
 
     Records that all have a split keep it. With none, clips with a speaker are split by speaker
-    (``speaker_split``: no speaker in two splits) and clips without one by file name. Some
+    (``speaker_split``: no speaker in two splits; with ``fill_splits``, a split the rule leaves
+    empty gets speakers, see ``_speaker_splits``) and clips without one by file name. Some
     records with a split and others without is an error.
     """
     n = len(m.records)
@@ -293,9 +298,35 @@ def assign_splits(m: Manifest, validation_percentage: float = 10.0,
         raise ManifestError(f"{n - with_split} of {n} clips have no split", "; ".join(missing),
                             "give every clip a split, or none (earmark then splits by speaker)")
     pct = (validation_percentage, testing_percentage)
-    by_speaker = {s: speaker_split(s, *pct) for s in {r.speaker for r in m.records} if s is not None}
+    speakers = sorted({r.speaker for r in m.records if r.speaker is not None})
+    by_speaker = (_speaker_splits(speakers, *pct) if fill_splits
+                  else {s: speaker_split(s, *pct) for s in speakers})
     records = [r.with_split(by_speaker[r.speaker] if r.speaker is not None else sc.which_set(r.path, *pct))
                for r in m.records]
     source = "speaker_hash" if known == n else "mixed_hash" if known else "file_hash"
     return replace(m, records=records, split_source=source), SplitPlan(source, leakage, known, n)
 
+
+
+def _speaker_splits(speakers: list[str], validation_percentage: float,
+                    testing_percentage: float) -> dict[str, str]:
+    """Speaker -> split by ``speaker_split``; when that leaves a wanted split with no speaker (few
+    speakers: FSDD's 6 hash to none in test), speakers in SHA-1 order fill test, then validation, then
+    train, at least one each (so the split stays speaker-disjoint and deterministic)."""
+    by_speaker = {s: speaker_split(s, validation_percentage, testing_percentage) for s in speakers}
+    wanted = [s for s, pct in (("test", testing_percentage), ("validation", validation_percentage)) if pct > 0]
+    if len(speakers) < len(wanted) + 1 or all(w in by_speaker.values() for w in wanted):
+        return by_speaker
+    import hashlib
+
+    ordered = sorted(speakers, key=lambda s: hashlib.sha1(s.encode("utf-8")).hexdigest())
+    out, i = {}, 0
+    for split, pct in (("test", testing_percentage), ("validation", validation_percentage)):
+        if pct <= 0:
+            continue
+        n = max(1, round(len(speakers) * pct / 100))
+        for s in ordered[i:i + n]:
+            out[s] = split
+        i += n
+    out.update({s: "train" for s in ordered[i:]})
+    return out

@@ -28,7 +28,7 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
 
 
 # Register the command modules (each adds its commands to `app`).
-from app.cli import analysis, data, flags, model, runs_io, serve, synth  # noqa: E402, F401 - imported to register
+from app.cli import analysis, data, flags, model, open_cmd, runs_io, serve, synth  # noqa: E402, F401 - imported to register
 
 
 def main() -> None:

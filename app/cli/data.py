@@ -22,23 +22,74 @@ download_app = typer.Typer(help="Fetch public data sets (with resume, checksum a
                            no_args_is_help=True)
 app.add_typer(download_app, name="download")
 
+# Options shared by `earmark ingest` and `earmark open` (typer reads these defaults as the options).
+MANIFEST = typer.Option(None, "--manifest", "-m", help="A manifest (CSV, TSV, Parquet or JSON Lines, one row per "
+                        "clip: path, label, optional split and speaker, any other column is metadata) whose paths "
+                        "are relative to PATH.")
+NAME_PATTERN = typer.Option(None, "--name-pattern", help="Regular expression on each file name with named groups "
+                            "label, speaker, split and any others (metadata), e.g. "
+                            "'(?P<label>\\d)_(?P<speaker>[a-z]+)_(?P<take>\\d+)\\.wav'.")
+SPEAKER_TABLE = typer.Option(None, "--speaker-table", help="A per-speaker table (a speaker column and metadata "
+                             "columns) joined onto the clips. Default: the one such table next to the data, if any.")
+AUDIO_DIR = typer.Option(None, "--audio-dir", help="The folder inside PATH that the manifest's paths are "
+                         "relative to (e.g. clips/ or audio/).")
+PATH_COLUMN = typer.Option(None, "--path-column", help="Manifest column naming each clip's file. Default: "
+                           "path/file/filename/slice_file_name.")
+LABEL_COLUMN = typer.Option(None, "--label-column", help="Manifest column with the label. Default: "
+                            "label/class/category.")
+SPLIT_COLUMN = typer.Option(None, "--split-column", help="Manifest column with the split (train/val/test); "
+                            "'' ignores a split column. Default: split.")
+SPEAKER_COLUMN = typer.Option(None, "--speaker-column", help="Manifest column with the speaker; '' ignores it. "
+                              "Default: speaker/speaker_id/client_id.")
+SAMPLE_RATE = typer.Option(None, "--sample-rate", help="Required sample rate in Hz; other files are rejected. "
+                           "Default: 16000 for Speech Commands-style folders, each file's own rate (8-48 kHz) "
+                           "for manifests and name patterns.")
+MAX_SECONDS = typer.Option(None, "--max-seconds", help="Longest clip accepted, in seconds; longer files are "
+                           "rejected. Default: 1.0 for Speech Commands-style folders, 30 for manifests and "
+                           "name patterns.")
+
+
+def ingest_options(manifest: Path | None, name_pattern: str | None, speaker_table: Path | None,
+                   audio_dir: str | None, path_column: str | None, label_column: str | None,
+                   split_column: str | None, speaker_column: str | None):
+    """The ``IngestOptions`` the command-line options describe (an empty column name ignores that column)."""
+    from app.pipeline.ingest_plan import IngestOptions
+
+    columns = {role: value for role, value in (("path", path_column), ("label", label_column),
+                                               ("split", split_column), ("speaker", speaker_column))
+               if value is not None}
+    return IngestOptions(manifest=manifest, name_pattern=name_pattern, speaker_table=speaker_table,
+                         audio_dir=audio_dir, columns=columns)
+
+
 _STAGE_TEXT = {"scanning": "listing files", "decoding": "decoding + measuring", "writing": "writing to the store",
                "finishing": "leakage check + commit"}
 
 
 @app.command()
 def ingest(
-    path: Path = typer.Argument(..., help="Data set folder: Speech Commands (v0.01/v0.02 or a test-set archive), "
-                                "any folder with one sub-folder of audio files per class, or train/val/test "
-                                "folders that each hold such class folders."),
+    path: Path = typer.Argument(..., help="Data set folder or manifest file: Speech Commands (v0.01/v0.02 or a "
+                                "test-set archive), any folder with one sub-folder of audio files per class, "
+                                "train/val/test folders, a folder with a manifest or train/val/test manifests, "
+                                "or a manifest file."),
     name: str = typer.Option(None, "--name", "-n", help="Name to store it under. Default: the folder's name."),
-    sample_rate: int = typer.Option(16000, help="Required sample rate in Hz; other files are rejected. Default 16000."),
-    max_seconds: float = typer.Option(1.0, help="Longest clip accepted, in seconds; longer files are rejected. "
-                                      "Default 1.0."),
+    manifest: Path = MANIFEST,
+    name_pattern: str = NAME_PATTERN,
+    speaker_table: Path = SPEAKER_TABLE,
+    audio_dir: str = AUDIO_DIR,
+    path_column: str = PATH_COLUMN,
+    label_column: str = LABEL_COLUMN,
+    split_column: str = SPLIT_COLUMN,
+    speaker_column: str = SPEAKER_COLUMN,
+    sample_rate: int = SAMPLE_RATE,
+    max_seconds: float = MAX_SECONDS,
     workers: int = typer.Option(0, help="Decoding processes. Default 0: one per CPU core."),
 ) -> None:
-    """Ingest a data set folder: clips, splits, speakers, signal stats, rejects and a leakage report."""
+    """Ingest a data set: clips, splits, speakers, metadata, signal stats, rejects and a leakage report."""
     from app.pipeline.ingest import ingest as run_ingest
+
+    options = ingest_options(manifest, name_pattern, speaker_table, audio_dir, path_column, label_column,
+                             split_column, speaker_column)
 
     with user_errors(), progress_bar() as bar:
         task = bar.add_task("listing files", total=None)
@@ -47,7 +98,8 @@ def ingest(
             bar.update(task, description=_STAGE_TEXT.get(stage, stage), completed=done, total=total or None)
 
         report = run_ingest(store(), path, name=name, progress=on_progress, sample_rate=sample_rate,
-                            max_seconds=max_seconds, workers=workers or None)
+                            max_seconds="default" if max_seconds is None else max_seconds,
+                            workers=workers or None, options=options)
     print_report(report)
 
 
@@ -61,6 +113,11 @@ def print_report(report) -> None:
                       f"in {report.seconds:.1f} s ({report.clips_per_s:,.0f} files/s)", soft_wrap=True)
     console.print(f"layout: {report.layout}; splits from: {report.split_source}; {len(report.labels)} labels; "
                   f"{report.n_noise_files} background-noise files")
+    for note in report.notes:
+        console.print(f"[dim]{escape(note)}[/]", soft_wrap=True)
+    if report.meta_columns:
+        console.print("metadata: " + ", ".join(f"{escape(k)} ({v})" for k, v in report.meta_columns.items()),
+                      soft_wrap=True)
     table = Table("split", "clips", "speakers")
     for split in ("train", "validation", "test"):
         table.add_row(split, f"{report.splits.get(split, 0):,}", f"{report.speakers_per_split.get(split, 0):,}")
@@ -90,6 +147,12 @@ def print_report(report) -> None:
             items = report.leakage.get(key) or []
             shown = ", ".join(_leak_item(i) for i in items[:5])
             console.print(f"  {label}: {counts.get(key, 0):,}" + (f"  e.g. {escape(shown)}" if shown else ""), soft_wrap=True)
+    elif report.leakage.get("speaker_leakage") == "not_checked" or not report.n_speakers:
+        console.print("leakage: no file or identical audio in more than one split; [yellow]speaker leakage not "
+                      "checked[/]: the clips name no speakers (give them with a speaker column or --name-pattern)")
+    elif report.leakage.get("speaker_leakage") == "partial":
+        console.print("leakage: none found, but [yellow]speaker leakage only partly checked[/]: some clips name "
+                      "no speaker")
     else:
         console.print("leakage: none (no file, speaker or identical audio in more than one split)")
     dups = report.leakage.get("duplicate_audio", 0)

@@ -22,8 +22,8 @@ class IngestReport:
     dataset_id: int
     name: str
     root: str
-    layout: str  # speech_commands | test_archive | split_folders | folders
-    split_source: str  # lists | hash | archive | folders
+    layout: str  # speech_commands | test_archive | split_folders | folders | manifest | split_manifests | name_pattern
+    split_source: str  # lists | hash | archive | folders | column | files | speaker_hash | file_hash | mixed_hash
     unchanged: bool  # True when the folder had not changed and the stored data set was kept as is
     n_clips: int
     n_rejects: int
@@ -38,6 +38,10 @@ class IngestReport:
     n_cutoff_signal: int = 0  # clips whose speech is still on in the last 50 ms (first cut-off indicator)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    meta_columns: dict[str, str] = field(default_factory=dict)  # metadata column -> number | text | boolean
+    speaker_leakage: str = "not_checked"  # checked | partial | not_checked
+    notes: list[str] = field(default_factory=list)  # how the layout was read (patterns, joins, renamed columns)
+    command: str = ""  # the explicit `earmark ingest` command that reads the data set this way
 
     @property
     def clips_per_s(self) -> float:
@@ -113,4 +117,6 @@ def build_report(session: Session, ds: Dataset, unchanged: bool, seconds: float)
         n_speakers=n_speakers, speakers_per_split={s: per_split.get(s, 0) for s in ("train", "validation", "test")},
         rejects=rejects, list_stats=list_stats, leakage=dict(ds.leakage or {}),
         n_noise_files=len(ds.noise_files or []), n_cutoff_signal=n_cutoff, seconds=seconds,
+        meta_columns=dict(ds.meta_columns or {}), speaker_leakage=ds.speaker_leakage or "not_checked",
+        notes=list((ds.source or {}).get("notes") or []), command=str((ds.source or {}).get("command") or ""),
     )

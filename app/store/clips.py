@@ -136,3 +136,9 @@ def meta_arrays(session: Session, dataset_id: int, clip_ids: Sequence[int] | np.
                 col[found] = full_obj[pos[found]]
         out[name] = col
     return out
+
+
+def clip_durations(session: Session, dataset_id: int) -> np.ndarray:
+    """Every clip's duration in seconds (float64, id order): what the trainer's window is fitted to."""
+    rows = session.scalars(select(Clip.duration_s).where(Clip.dataset_id == dataset_id).order_by(Clip.id)).all()
+    return np.asarray(rows, dtype=np.float64)
