@@ -24,7 +24,8 @@ from app.errors import Conflict, EarmarkError
 from app.flags import plan_labels
 from app.pipeline.common import Progress
 from app.pipeline.run_spec import RunSpec, record
-from app.store.clips import ClipTable, load_clips
+from app.pipeline.window import fit_window
+from app.store.clips import ClipTable, clip_durations, load_clips
 from app.store.datasets import get_dataset, resolve_dataset
 from app.store.db import Store
 from app.store.flags import dataset_flags
@@ -86,6 +87,7 @@ def create_run(session: Session, settings: Settings, dataset_ref: str | int | No
     except ValueError as exc:
         raise EarmarkError("invalid training settings", str(exc), "see `earmark train --help`", 422) from None
     ds = resolve_dataset(session, dataset_ref)
+    cfg, window = fit_window(cfg, ds.layout, clip_durations(session, ds.id))  # the input window fits the data
     classes = base_classes(cfg.classes, ds.labels)
     label_map, used, parent_id = {}, [], None
     if spec.apply_flags:
@@ -101,7 +103,7 @@ def create_run(session: Session, settings: Settings, dataset_ref: str | int | No
     elif spec.apply_flags:
         parent_id = default_parent(session, ds.id)
     run = Run(dataset_id=ds.id, name=name or f"{ds.name}-{cfg.model}", model=cfg.model, status="training",
-              classes=classes, config=record(cfg, spec), label_map=label_map, flags_used=used,
+              classes=classes, config={**record(cfg, spec), "window": window}, label_map=label_map, flags_used=used,
               parent_run_id=parent_id, folds=spec.folds)
     session.add(run)
     session.commit()
