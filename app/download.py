@@ -25,11 +25,11 @@ import tarfile
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from app.errors import EarmarkError
+from app.pipeline.common import Progress
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,8 @@ KNOWN_SHA256: dict[str, str | None] = {}  # archive file name -> SHA-256; none p
 CHUNK = 1 << 20
 TIMEOUT_S = 60
 
-# progress(stage, done, total): stage "downloading" (bytes) or "extracting" (members; total 0 = unknown)
-Progress = Callable[[str, int, int], None]
+# progress(stage, done, total) (app.pipeline.common.Progress): stage "downloading" (bytes) or
+# "extracting" (members; total 0 = unknown)
 
 
 @dataclass
