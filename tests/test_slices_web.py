@@ -22,13 +22,14 @@ N = 90
 
 
 def _manifest_set(root):
-    """90 clips, 6 speakers, metadata gender (text), take (number), noisy (boolean; every 4th clip)."""
+    """90 clips, 6 speakers, metadata gender (text), take (number; missing on every 10th clip), noisy
+    (boolean; every 4th clip)."""
     rows = ["path,label,split,speaker,gender,take,noisy"]
     for i in range(N):
         rel = f"audio/c{i:03d}.wav"
         write_wav_fast(root / rel, clip(i, seconds=0.3 + 0.1 * (i % 4)))
         rows.append(f"{rel},{WORDS[i % 3]},{('train', 'validation', 'test')[(i // 3) % 3]},s{i % 6},"
-                    f"{('female', 'male')[i % 2]},{i % 5},{'true' if i % 4 == 0 else 'false'}")
+                    f"{('female', 'male')[i % 2]},{'' if i % 10 == 9 else i % 5},{'true' if i % 4 == 0 else 'false'}")
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
     return root / "manifest.csv"
 
@@ -65,6 +66,7 @@ def test_slices_api_finds_the_bad_value_first_and_every_slice_lists_its_clips(si
     assert data["n"] == N and data["errors"] == n_noisy
     assert {"meta.gender", "meta.take", "meta.noisy", "speaker", "split", "stat.duration_s"} <= \
         {f["family"] for f in data["families"]}
+    assert any(s["name"] == "(missing)" and s["n"] == N // 10 for s in _family(data, "meta.take")["slices"])
     noisy = _family(data, "meta.noisy")["slices"]
     assert [s["name"] for s in noisy] == ["true", "false"]
     worst = noisy[0]
@@ -108,6 +110,9 @@ def test_clip_list_filters_by_metadata_and_says_what_is_wrong(site):
     picker = client.get(base + "&col=meta.take&val=1..3").json()
     assert picker["total"] == ranged["total"]
     assert client.get(base + "&meta.noisy=true").json()["total"] == sum(1 for m in meta.values() if m["noisy"])
+    assert client.get(base + "&meta.take.missing=1").json()["total"] == N // 10
+    other = client.get(base + "&speaker.not=s0&speaker.not=s1").json()  # an "other" slice's link
+    assert other["total"] == N - 2 * N // 6 and all(i["speaker"] not in ("s0", "s1") for i in other["items"])
     bad = client.get(base + "&meta.colour=red")
     assert bad.status_code == 400 and "meta.gender" in bad.json()["detail"]
     assert client.get(base + "&meta.take.min=lots").status_code == 422
@@ -139,7 +144,10 @@ def test_cloud_colours_by_any_column_aligned_with_its_points(site):
     take = client.get(f"/api/cloud/column?run={fx.run_id}&name=meta.take").json()
     q = np.frombuffer(base64.b64decode(take["data"]), dtype="<u2")
     lo, hi = take["range"]
-    assert np.allclose(lo + (q - 1) / 65534 * (hi - lo), [meta[int(i)]["take"] for i in ids], atol=1e-3)
+    takes = [meta[int(i)].get("take") for i in ids]
+    assert [int(c) == 0 for c in q] == [t is None for t in takes]  # 0: no value
+    has = q > 0
+    assert np.allclose(lo + (q[has] - 1) / 65534 * (hi - lo), [t for t in takes if t is not None], atol=1e-3)
     assert client.get(f"/api/cloud/column?run={fx.run_id}&name=meta.nope").status_code == 404
     page = client.get(f"/cloud?run={fx.run_id}&color=meta.noisy").text
     assert '<option value="meta.noisy" selected>' in page

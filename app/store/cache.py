@@ -44,6 +44,7 @@ class SliceColumns:
     meta: dict[str, np.ndarray]  # metadata column -> float64 (number) or object (text / boolean), None = missing
     meta_kinds: dict[str, str]  # metadata column -> number | text | boolean, in the data set's order
     doubted: np.ndarray | None  # bool: the analysis doubts the label (None: the run was not analyzed)
+    text_keys: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # filters' memo: (str, present)
 
 
 @dataclass
