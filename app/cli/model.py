@@ -123,6 +123,8 @@ def _print_runs(s, only: int | None = None) -> None:
             return f"{100 * m['accuracy']:.1f}/{100 * m['macro_f1']:.1f}" if m else "-"
 
         status = r.status if r.status != "failed" else f"[red]failed[/] ({(r.error or '')[:60]})"
+        if r.resume:  # its process is gone
+            status = f"[yellow]interrupted[/] (resume: `{r.resume}`)"
         console.print(f"  [bold]{r.id}[/]  {r.name} [dim]({r.dataset})[/]  {r.model}  {status}  "
                       f"epochs {r.epochs}/{r.planned_epochs}  train {cell('train')}  "
                       f"val {cell('validation')}  test {cell('test')}", soft_wrap=True, highlight=False)

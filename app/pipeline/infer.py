@@ -18,12 +18,13 @@ import numpy as np
 from app.errors import Conflict, EarmarkError
 from app.pipeline.common import Progress
 from app.pipeline.train import run_targets
+from app.process import heartbeat
 from app.store.clips import load_clips
 from app.store.datasets import get_dataset
 from app.store.db import Store
 from app.store.models import utcnow
 from app.store.predictions import PredictionRow, replace_predictions
-from app.store.runs import get_run, resolve_run, set_run_status
+from app.store.runs import beat_run, claim_run, get_run, resolve_run, set_run_status
 from ml.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,11 @@ def _oof_probs(run_path: Path, clip_ids: list[int], waves, device, n_classes: in
 
 def infer_run(store: Store, run_ref: str | int | None = None, progress: Progress | None = None,
               batch_size: int | None = None) -> int:
-    """Predict every clip of the run's data set with its best checkpoint; returns the run id."""
-    from ml.data import DataError, load_waveforms
-    from ml.device import pick_device
-    from ml.infer import classification_metrics, cross_entropy, load_checkpoint, predict
+    """Predict every clip of the run's data set with its best checkpoint; returns the run id.
 
-    settings = store.settings
+    The run belongs to this process while it infers (``claim_run``, with a heartbeat); another
+    process's live training or inference of it is refused.
+    """
     with store.session() as s:
         run = resolve_run(s, run_ref)
         if run.status == "training" or not run.checkpoint:
@@ -76,53 +76,11 @@ def infer_run(store: Store, run_ref: str | int | None = None, progress: Progress
         ds = get_dataset(s, run.dataset_id)
         root = Path(ds.root)
         clips = load_clips(s, ds.id)
-        run.status, run.error = "inferring", None
-        s.commit()
+        claim_run(s, run, "inferring")  # refused while another live process trains or infers it
 
     try:
-        device = pick_device(settings.device)
-        try:
-            waves, _, _ = load_waveforms(root, clips.paths, cfg.sample_rate, cfg.clip_samples, settings.cache_dir,
-                                         (lambda d, t: progress("decoding", d, t)) if progress else None)
-        except DataError as exc:
-            raise EarmarkError("a clip could not be decoded", str(exc),
-                               "the data set changed on disk since ingest; run `earmark ingest` again") from None
-        lm = load_checkpoint(checkpoint, device)
-        batch = batch_size or cfg.eval_batch_size
-        t0 = time.perf_counter()
-        probs, embs = predict(lm.model, waves, device, batch, cfg.amp, True,
-                              (lambda d, t: progress("inferring", d, t)) if progress else None)
-        log.info("inference over %d clips took %.2f s", len(clips.ids), time.perf_counter() - t0)
-        oof = _oof_probs(checkpoint.parent, clips.ids, waves, device, len(classes), batch, progress) if folds else {}
-
-        names, _ = run_targets(clips, classes, cfg.classes, label_map)
-        index = {c: i for i, c in enumerate(classes)}
-        # A target outside the run's classes (a label added to the data set later) scores as a miss.
-        tgt = np.array([index.get(n, -1) for n in names], dtype=np.int64)
-        pred = probs.argmax(1)
-        conf = probs[np.arange(len(pred)), pred]
-        loss = cross_entropy(probs, np.where(tgt >= 0, tgt, 0))
-        loss[tgt < 0] = float(-np.log(1e-12))
-        pred_rows = [PredictionRow(clip_id=cid, target=names[i], pred=classes[pred[i]], confidence=float(conf[i]),
-                                   loss=float(loss[i]), agree=bool(tgt[i] == pred[i]), probs=probs[i],
-                                   embedding=embs[i], oof_probs=oof.get(cid))
-                     for i, cid in enumerate(clips.ids)]
-        splits = np.array(clips.splits)
-        metrics = {}
-        for split in ("train", "validation", "test"):
-            m = (splits == split) & (tgt >= 0)
-            if m.any():
-                metrics[split] = classification_metrics(tgt[m], pred[m], classes)
-
-        if progress:
-            progress("writing", 0, len(pred_rows))
-        with store.session() as s, s.begin():  # ONE transaction: all rows and 'complete', or nothing
-            replace_predictions(s, run_id, pred_rows)
-            run = get_run(s, run_id)
-            run.metrics, run.status, run.finished_at = metrics, "complete", utcnow()
-            run.n_params, run.embedding_dim = lm.n_params, lm.embedding_dim
-        if progress:
-            progress("writing", len(pred_rows), len(pred_rows))
+        with heartbeat(lambda: _beat(store, run_id)):
+            _infer(store, run_id, root, clips, cfg, checkpoint, classes, label_map, folds, progress, batch_size)
     except BaseException as exc:
         with store.session() as s:
             set_run_status(s, run_id, "failed", "inference interrupted" if isinstance(exc, KeyboardInterrupt)
@@ -130,3 +88,61 @@ def infer_run(store: Store, run_ref: str | int | None = None, progress: Progress
             s.commit()
         raise
     return run_id
+
+
+def _beat(store: Store, run_id: int) -> None:
+    with store.session() as s:
+        beat_run(s, run_id)
+
+
+def _infer(store: Store, run_id: int, root: Path, clips, cfg: TrainConfig, checkpoint: Path, classes: list[str],
+           label_map: dict, folds: int, progress: Progress | None, batch_size: int | None) -> None:
+    """Decode, predict, embed and write every clip of the run; marks the run 'complete' in one transaction."""
+    from ml.data import DataError, load_waveforms
+    from ml.device import pick_device
+    from ml.infer import classification_metrics, cross_entropy, load_checkpoint, predict
+
+    settings = store.settings
+    device = pick_device(settings.device)
+    try:
+        waves, _, _ = load_waveforms(root, clips.paths, cfg.sample_rate, cfg.clip_samples, settings.cache_dir,
+                                     (lambda d, t: progress("decoding", d, t)) if progress else None)
+    except DataError as exc:
+        raise EarmarkError("a clip could not be decoded", str(exc),
+                           "the data set changed on disk since ingest; run `earmark ingest` again") from None
+    lm = load_checkpoint(checkpoint, device)
+    batch = batch_size or cfg.eval_batch_size
+    t0 = time.perf_counter()
+    probs, embs = predict(lm.model, waves, device, batch, cfg.amp, True,
+                          (lambda d, t: progress("inferring", d, t)) if progress else None)
+    log.info("inference over %d clips took %.2f s", len(clips.ids), time.perf_counter() - t0)
+    oof = _oof_probs(checkpoint.parent, clips.ids, waves, device, len(classes), batch, progress) if folds else {}
+
+    names, _ = run_targets(clips, classes, cfg.classes, label_map)
+    index = {c: i for i, c in enumerate(classes)}
+    # A target outside the run's classes (a label added to the data set later) scores as a miss.
+    tgt = np.array([index.get(n, -1) for n in names], dtype=np.int64)
+    pred = probs.argmax(1)
+    conf = probs[np.arange(len(pred)), pred]
+    loss = cross_entropy(probs, np.where(tgt >= 0, tgt, 0))
+    loss[tgt < 0] = float(-np.log(1e-12))
+    pred_rows = [PredictionRow(clip_id=cid, target=names[i], pred=classes[pred[i]], confidence=float(conf[i]),
+                               loss=float(loss[i]), agree=bool(tgt[i] == pred[i]), probs=probs[i],
+                               embedding=embs[i], oof_probs=oof.get(cid))
+                 for i, cid in enumerate(clips.ids)]
+    splits = np.array(clips.splits)
+    metrics = {}
+    for split in ("train", "validation", "test"):
+        m = (splits == split) & (tgt >= 0)
+        if m.any():
+            metrics[split] = classification_metrics(tgt[m], pred[m], classes)
+
+    if progress:
+        progress("writing", 0, len(pred_rows))
+    with store.session() as s, s.begin():  # ONE transaction: all rows and 'complete', or nothing
+        replace_predictions(s, run_id, pred_rows)
+        run = get_run(s, run_id)
+        run.metrics, run.status, run.finished_at = metrics, "complete", utcnow()
+        run.n_params, run.embedding_dim = lm.n_params, lm.embedding_dim
+    if progress:
+        progress("writing", len(pred_rows), len(pred_rows))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,21 @@ from app.flags import plan_labels
 from app.pipeline.common import Progress
 from app.pipeline.run_spec import RunSpec, record
 from app.pipeline.window import fit_window
+from app.process import heartbeat
 from app.store.clips import ClipTable, clip_durations, load_clips
 from app.store.datasets import get_dataset, resolve_dataset
 from app.store.db import Store
 from app.store.flags import dataset_flags
 from app.store.models import Dataset, Run, utcnow
-from app.store.runs import default_parent, get_run, record_epoch, resolve_run, set_run_status
+from app.store.runs import (
+    beat_run,
+    claim_run,
+    default_parent,
+    get_run,
+    record_epoch,
+    resolve_run,
+    set_run_status,
+)
 from ml.config import TrainConfig
 from ml.speech_commands import task_named
 
@@ -129,6 +139,11 @@ def _record_epoch(store: Store, run_id: int, stats) -> None:
         s.commit()
 
 
+def _beat(store: Store, run_id: int) -> None:
+    with store.session() as s:
+        beat_run(s, run_id)
+
+
 def _finite(x: float) -> float:
     return float(x) if np.isfinite(x) else 0.0
 
@@ -210,15 +225,15 @@ def train_run(store: Store, dataset: str | int | None = None, cfg: TrainConfig |
                 if run.status not in ("training", "failed"):
                     raise Conflict(f"run {run.id} finished training (status {run.status})",
                                    hint="start a new run instead of --resume")
-                run.status, run.error = "training", None
-                s.commit()
             else:
                 run = create_run(s, settings, dataset, cfg or TrainConfig(), name, parent, spec)
+            claim_run(s, run, "training")  # refused while another live process trains it
             payload = _payload(s, settings, run)
     payload = broadcast_object(payload)
     run_id = payload["run_id"]
     try:
-        result = _fit(settings, payload, resume is not None, progress, main_store)
+        with heartbeat(lambda: _beat(store, run_id)) if main_store is not None else nullcontext():
+            result = _fit(settings, payload, resume is not None, progress, main_store)
     except BaseException as exc:
         if main_store is not None:
             with store.session() as s:

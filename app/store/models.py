@@ -139,6 +139,11 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the process training or inferring it ({"host", "pid", "start"}, app.process), its last heartbeat,
+    # and a counter each start/resume bumps by compare-and-set (one owner at a time)
+    owner: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Epoch(Base):

@@ -1,13 +1,20 @@
-"""Runs: looking one up by what the user names, listing them, and the run selector's choices."""
+"""Runs: looking one up by what the user names, listing them, the run selector's choices, and who owns a run.
+
+A run that is 'training' or 'inferring' belongs to one process (``claim_run``), which writes a
+heartbeat (``beat_run``); ``run_state`` reads a run whose process is gone as ``interrupted``, with the
+command that resumes it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
+from app.process import STALE_AFTER_S, current_owner, owner_alive
 from app.store.models import Dataset, Epoch, Run
 
 
@@ -27,6 +34,7 @@ class RunSummary:
     parent: int | None
     error: str | None
     metrics: dict[str, dict[str, float | None]]  # split -> {accuracy, macro_f1}
+    resume: str | None = None  # the command that picks an interrupted run up again
 
 
 @dataclass
@@ -81,10 +89,9 @@ def runs_of(session: Session, dataset_id: int | None = None) -> list[Run]:
 def run_choices(session: Session, limit: int = 200) -> list[RunChoice]:
     """Runs for the selector, newest first: id, name, status and data set name."""
     rows = session.execute(
-        select(Run.id, Run.name, Run.status, Dataset.name).join(Dataset, Dataset.id == Run.dataset_id)
-        .order_by(Run.id.desc()).limit(limit)
+        select(Run, Dataset.name).join(Dataset, Dataset.id == Run.dataset_id).order_by(Run.id.desc()).limit(limit)
     ).all()
-    return [RunChoice(i, n, s, d) for i, n, s, d in rows]
+    return [RunChoice(run.id, run.name, run_state(run).status, d) for run, d in rows]
 
 
 def list_runs(session: Session) -> list[RunSummary]:
@@ -92,7 +99,8 @@ def list_runs(session: Session) -> list[RunSummary]:
     rows = session.execute(select(Run, Dataset.name).join(Dataset, Dataset.id == Run.dataset_id)
                            .order_by(Run.id)).all()
     return [RunSummary(
-        id=run.id, name=run.name, dataset=ds_name, model=run.model, status=run.status, epochs=run.epochs_done,
+        id=run.id, name=run.name, dataset=ds_name, model=run.model, status=run_state(run).status,
+        resume=run_state(run).resume, epochs=run.epochs_done,
         planned_epochs=(run.config or {}).get("epochs"), classes=len(run.classes or []), folds=run.folds,
         parent=run.parent_run_id, error=run.error,
         metrics={k: {"accuracy": v.get("accuracy"), "macro_f1": v.get("macro_f1")}
@@ -144,3 +152,55 @@ def update_run_config(session: Session, run_id: int, values: dict) -> None:
     run = session.get(Run, run_id)
     if run is not None:
         run.config = {**(run.config or {}), **values}
+
+
+RUNNING = ("training", "inferring")
+
+
+@dataclass(frozen=True)
+class RunState:
+    """How a run reads now: its status, or ``interrupted`` when the process working on it is gone."""
+
+    status: str  # the stored status, or "interrupted"
+    resume: str | None  # the command that picks an interrupted run up again, else None
+
+
+def run_state(run: Run, now: datetime | None = None) -> RunState:
+    """The run's status as pages and ``earmark runs`` show it (see ``app.process`` for liveness)."""
+    if run.status not in RUNNING or owner_alive(run.owner, run.heartbeat_at, now):
+        return RunState(run.status, None)
+    if run.owner is None and run.created_at is not None:  # inserted, not yet claimed: give it a moment
+        created = run.created_at if run.created_at.tzinfo else run.created_at.replace(tzinfo=UTC)
+        if ((now or datetime.now(UTC)) - created).total_seconds() < STALE_AFTER_S:
+            return RunState(run.status, None)
+    resume = f"earmark train --resume {run.id}" if run.status == "training" else f"earmark infer --run {run.id}"
+    return RunState("interrupted", resume)
+
+
+def claim_run(session: Session, run: Run, status: str) -> None:
+    """Make this process the owner of ``run`` and set its ``status`` ('training' or 'inferring'); commits.
+
+    Refused (``Conflict``) while another live process owns it, or when another process claimed
+    it since ``run`` was read (compare-and-set on ``Run.claim``), so two resumes never both run.
+    """
+    if run.status in RUNNING and owner_alive(run.owner, run.heartbeat_at):
+        owner = run.owner or {}
+        raise Conflict(f"run {run.id} is {run.status} right now (process {owner.get('pid')} on {owner.get('host')})",
+                       hint="wait for it to finish, or stop that process; `earmark runs` shows the run as "
+                            "interrupted once it is gone, and how to resume it")
+    won = session.execute(
+        update(Run).where(Run.id == run.id, Run.claim == run.claim)
+        .values(owner=current_owner(), heartbeat_at=datetime.now(UTC), claim=Run.claim + 1, status=status, error=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    if won != 1:
+        raise Conflict(f"run {run.id} was just taken by another process", hint="see `earmark runs`")
+    session.refresh(run)
+
+
+def beat_run(session: Session, run_id: int) -> None:
+    """Record that the run's process is alive (its heartbeat); commits."""
+    session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=datetime.now(UTC))
+                    .execution_options(synchronize_session=False))
+    session.commit()

@@ -56,7 +56,7 @@ from app.store.clips import get_clip
 from app.store.filters import ClipFilter, condition_params, parse_conditions
 from app.store.findings import get_finding
 from app.store.models import Clip, Finding, Run
-from app.store.runs import newest_complete_run, resolve_run, run_choices
+from app.store.runs import newest_complete_run, resolve_run, run_choices, run_state
 from app.web import urls
 from app.web.urls import with_query as url
 
@@ -95,7 +95,8 @@ def _pct(value) -> str:
 def make_templates() -> Jinja2Templates:
     """The template environment (autoescaped) with earmark's globals and filters."""
     tpl = Jinja2Templates(directory=str(TEMPLATES_DIR))
-    tpl.env.globals.update(url=url, urls=urls, js_urls=urls.js_templates(), qs=qs, csrf_header=CSRF_HEADER, flag_vocab=flag_vocabulary())
+    tpl.env.globals.update(url=url, urls=urls, js_urls=urls.js_templates(), qs=qs, csrf_header=CSRF_HEADER,
+                           flag_vocab=flag_vocabulary(), run_state=run_state)
     tpl.env.filters.update(fmt=_fmt, pct=_pct)
     return tpl
 

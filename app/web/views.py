@@ -20,6 +20,7 @@ from app.store.cache import RunCache, SliceColumns
 from app.store.datasets import get_dataset
 from app.store.filters import ClipFilter, filter_rows
 from app.store.models import Clip, Dataset, Finding, Run
+from app.store.runs import run_state
 from app.web import media, urls
 
 SPEAKER_LIMIT = 40
@@ -53,7 +54,9 @@ def run_summary(run: Run) -> dict:
     metrics = run.metrics or {}
     per_split = {s: dict(accuracy=m.get("accuracy"), macro_f1=m.get("macro_f1"))
                  for s, m in metrics.items() if isinstance(m, dict)}
-    return dict(id=run.id, name=run.name, dataset_id=run.dataset_id, model=run.model, status=run.status,
+    state = run_state(run)  # 'interrupted' when the process training or inferring it is gone
+    return dict(id=run.id, name=run.name, dataset_id=run.dataset_id, model=run.model, status=state.status,
+                resume=state.resume,
                 classes=list(run.classes or []), n_params=run.n_params, epochs_done=run.epochs_done,
                 parent_run_id=run.parent_run_id, n_flags_used=len(run.flags_used or []), error=run.error,
                 created_at=run.created_at.isoformat() if run.created_at else None,
