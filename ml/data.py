@@ -52,6 +52,14 @@ def _writable(folder: Path) -> bool:
         return False
 
 
+def _read_only_bits(folder: Path) -> bool:
+    """True when ``folder`` has no write permission bits at all (``chmod a-w``)."""
+    try:
+        return not (folder.stat().st_mode & 0o222)
+    except OSError:
+        return False
+
+
 def cache_file(root: Path, paths: Sequence[str], sample_rate: int, clip_samples: int,
                fallback_dir: Path | None = None) -> Path:
     """Where the cache for this clip list lives (existing file first; else a writable location)."""
@@ -63,6 +71,8 @@ def cache_file(root: Path, paths: Sequence[str], sample_rate: int, clip_samples:
         if (folder / name).is_file():
             return folder / name
     for folder in candidates:
+        if folder.parent == Path(root) and _read_only_bits(Path(root)):
+            continue  # a data set folder marked read-only (shared data) is not written to, even by root
         if _writable(folder):
             return folder / name
     raise DataError(f"no writable place for the waveform cache (tried {', '.join(map(str, candidates))})")

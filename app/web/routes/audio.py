@@ -18,6 +18,7 @@ from app.web.deps import ClipDep, OptionalRunDep, SessionDep, SettingsDep
 router = APIRouter(prefix="/media", tags=["media"])
 _HEX = re.compile(r"^[0-9a-fA-F]{8,64}$")
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=86400"}
+AUDIO_TYPES = {".flac": "audio/flac", ".ogg": "audio/ogg"}  # the file as stored (native rate); else WAV
 
 
 def _file(session: Session, clip: Clip):
@@ -34,16 +35,17 @@ def stream_audio(clip: ClipDep, request: Request, session: SessionDep):
     path = _file(session, clip)
     size = path.stat().st_size
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+    media_type = AUDIO_TYPES.get(path.suffix.lower(), "audio/wav")
     try:
         span = media.parse_range(request.headers.get("range"), size)
     except media.RangeNotSatisfiable as exc:
         body = exc.as_dict()
         return JSONResponse(body, status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
     if span is None:
-        return Response(path.read_bytes(), media_type="audio/wav", headers=headers)
+        return Response(path.read_bytes(), media_type=media_type, headers=headers)
     start, end = span
     headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return Response(media.read_range(path, start, end), status_code=206, media_type="audio/wav", headers=headers)
+    return Response(media.read_range(path, start, end), status_code=206, media_type=media_type, headers=headers)
 
 
 @router.get("/clips/{clip_id}/spectrogram.png", summary="The clip's log-mel spectrogram")
