@@ -339,3 +339,16 @@ def test_cutoff_signal_ignores_a_real_word_followed_by_digital_silence():
         st = signal_stats(y, 16000)
         assert not st.cutoff_signal, st
         assert st.trail_silence_ms >= 20
+
+
+def test_lead_silence_skips_a_click_at_the_first_sample_but_not_a_word_under_way():
+    from ml.plant import word_span
+
+    for x in _real_clips("speech-commands-v0.01-sample", ("house/2f813234_nohash_1.wav", "yes/439c84f4_nohash_1.wav",
+                                                           "seven/51055bda_nohash_4.wav")):
+        on, off = word_span(x, 16000)
+        clicked = x.copy()
+        clicked[:80] = 0.9 * np.hanning(80)  # a 5 ms click as the recorder starts
+        assert signal_stats(clicked, 16000).lead_silence_ms >= 0.5 * on / 16
+        under_way = x[on + (off - on) // 3:]  # the word already going at the first sample
+        assert signal_stats(under_way, 16000).lead_silence_ms == 0

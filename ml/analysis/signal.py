@@ -39,6 +39,11 @@ CUTOFF_LAST_FRAME_DB = 3.0  # ... and the very last 10 ms frame above it by this
 # 10 dB of its loudest frame, and 10 dB over its floor, at the end also counts (+0.02-0.04 recall).
 CUTOFF_PLAIN_END_DB = -10.0
 CUTOFF_PLAIN_ABOVE_FLOOR_DB = 10.0
+# The leading silence ends where sound lasts ONSET_FRAMES frames (30 ms) in a row, so that a click as
+# the recorder starts is not a word already under way at the first sample. On real clips this takes
+# the clean clips with 'sound from the first frame' from 3.8 % to 1.4 % (Speech Commands) and from
+# 1.0 % to 0.8 % (Arabic), while 74-100 % of the planted start cut-offs keep a zero lead.
+ONSET_FRAMES = 3
 DIGITAL_FLOOR_DB = -100.0  # the floor of a clip padded with exact zeros: below any real recording's noise
 CLIP_LEVEL = 32766.0 / 32768.0  # |x| at or above this is a clipped int16 sample
 _EPS = 1e-12
@@ -80,6 +85,14 @@ def frame_energies(x: np.ndarray, sample_rate: int, frame_ms: float = FRAME_MS) 
     """Mean-square energy of non-overlapping frames, shape (n_frames,); the last frame is partial."""
     hop = max(1, int(round(sample_rate * frame_ms / 1000.0)))
     return _frame_means(np.square(x, dtype=np.float64), hop)
+
+
+def _onset(is_active: np.ndarray, first: int) -> int:
+    """The first frame of the first run of ``ONSET_FRAMES`` active frames; ``first`` when there is none."""
+    if is_active.size < ONSET_FRAMES:
+        return first
+    runs = np.flatnonzero(np.convolve(is_active.astype(np.int8), np.ones(ONSET_FRAMES, np.int8), "valid") == ONSET_FRAMES)
+    return int(runs[0]) if runs.size else first
 
 
 def _end_levels(sq: np.ndarray, hop: int, end_n: int) -> tuple[float, float, float, float, float]:
@@ -133,7 +146,7 @@ def signal_stats(x: np.ndarray, sample_rate: int) -> SignalStats:
     active = np.flatnonzero(frame_db >= threshold) if loudest_db > MIN_ACTIVE_DBFS else np.empty(0, dtype=np.int64)
     total_ms = duration_s * 1000.0
     if active.size:
-        lead_ms = min(float(active[0]) * frame_ms, total_ms)
+        lead_ms = min(float(_onset(frame_db >= threshold, active[0])) * frame_ms, total_ms)
         trail_ms = min(float(len(frame_db) - 1 - active[-1]) * frame_ms, total_ms)
     else:
         lead_ms = trail_ms = total_ms
