@@ -95,30 +95,31 @@ def _onset(is_active: np.ndarray, first: int) -> int:
     return int(runs[0]) if runs.size else first
 
 
-def _end_levels(sq: np.ndarray, hop: int, end_n: int) -> tuple[float, float, float, float, float]:
-    """(range, end - loudest, end - floor, last frame - floor, end in dBFS) of squared samples ``sq``, in dB."""
-    frame_db = _db(_frame_means(sq, hop))  # (n_frames,)
+def _end_levels(frame_db: np.ndarray, end_power: float) -> tuple[float, float, float, float, float]:
+    """(range, end - loudest, end - floor, last frame - floor, end in dBFS), in dB, from the frame levels
+    and the mean power of the last 50 ms."""
     k = max(0, int(0.1 * (len(frame_db) - 1)))
     floor_db = max(float(np.partition(frame_db, k)[k]), DIGITAL_FLOOR_DB)
     top_db = float(frame_db.max())
-    end_db = float(_db(float(sq[-end_n:].mean())))
+    end_db = float(_db(end_power))
     return top_db - floor_db, end_db - top_db, end_db - floor_db, float(frame_db[-1]) - floor_db, end_db
 
 
-def _ends_in_sound(x: np.ndarray, sq: np.ndarray, sample_rate: int, end_n: int) -> bool:
+def _ends_in_sound(x: np.ndarray, frame_db: np.ndarray, end_power: float, hop: int, end_n: int) -> bool:
     """The cut-off indicator: the clip's last ``end_n`` samples are loud and above its own floor up to the
     last frame, in a clip with a real dynamic range; on the pre-emphasised clip, or (for words whose end
-    is mostly low-frequency, like /w/, /m/ or /u/) much louder still on the plain one."""
-    hop = max(1, int(round(sample_rate * FRAME_MS / 1000.0)))
+    is mostly low-frequency, like /w/, /m/ or /u/) much louder still on the plain one, whose frame
+    levels ``frame_db`` and last-50-ms power ``end_power`` the caller has."""
+    rng, to_top, to_floor, last, end_db = _end_levels(frame_db, end_power)
+    if (rng >= CUTOFF_MIN_RANGE_DB and to_top > CUTOFF_PLAIN_END_DB and to_floor >= CUTOFF_PLAIN_ABOVE_FLOOR_DB
+            and last >= CUTOFF_LAST_FRAME_DB and end_db > MIN_ACTIVE_DBFS - 10.0):
+        return True
     y = np.empty_like(x)
     y[0] = x[0]
     np.subtract(x[1:], PRE_EMPHASIS * x[:-1], out=y[1:])
-    rng, to_top, to_floor, last, end_db = _end_levels(np.square(y, dtype=np.float64), hop, end_n)
-    if (rng >= CUTOFF_MIN_RANGE_DB and to_top > CUTOFF_END_DB and to_floor >= CUTOFF_ABOVE_FLOOR_DB
-            and last >= CUTOFF_LAST_FRAME_DB and end_db > MIN_ACTIVE_DBFS - 10.0):
-        return True
-    rng, to_top, to_floor, last, end_db = _end_levels(sq, hop, end_n)
-    return (rng >= CUTOFF_MIN_RANGE_DB and to_top > CUTOFF_PLAIN_END_DB and to_floor >= CUTOFF_PLAIN_ABOVE_FLOOR_DB
+    sq = np.square(y, dtype=np.float64)  # (n,)
+    rng, to_top, to_floor, last, end_db = _end_levels(_db(_frame_means(sq, hop)), float(sq[-end_n:].mean()))
+    return (rng >= CUTOFF_MIN_RANGE_DB and to_top > CUTOFF_END_DB and to_floor >= CUTOFF_ABOVE_FLOOR_DB
             and last >= CUTOFF_LAST_FRAME_DB and end_db > MIN_ACTIVE_DBFS - 10.0)
 
 
@@ -137,7 +138,8 @@ def signal_stats(x: np.ndarray, sample_rate: int) -> SignalStats:
     rms_dbfs = float(_db(float(sq.mean())))
 
     frame_ms = FRAME_MS
-    energies = _frame_means(sq, max(1, int(round(sample_rate * frame_ms / 1000.0))))  # (n_frames,)
+    hop = max(1, int(round(sample_rate * frame_ms / 1000.0)))
+    energies = _frame_means(sq, hop)  # (n_frames,)
     frame_db = _db(energies)
     loudest_db = float(frame_db.max())
     k = max(0, int(0.1 * (len(frame_db) - 1)))
@@ -154,7 +156,7 @@ def signal_stats(x: np.ndarray, sample_rate: int) -> SignalStats:
     end_n = max(1, int(round(sample_rate * END_MS / 1000.0)))
     end_power = float(sq[-end_n:].mean())
     end_energy_db = float(_db(end_power)) - loudest_db if loudest_db > _FLOOR_DB else 0.0
-    cutoff = bool(active.size > 0 and _ends_in_sound(x, sq, sample_rate, end_n))
+    cutoff = bool(active.size > 0 and _ends_in_sound(x, frame_db, end_power, hop, end_n))
     return SignalStats(
         duration_s=duration_s,
         rms_dbfs=rms_dbfs,
