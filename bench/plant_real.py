@@ -9,6 +9,7 @@ a model, at ``CUTOFF_THRESHOLD``).
 
     .venv/bin/python bench/plant_real.py --seeds 0 1
     .venv/bin/python bench/plant_real.py --sets sc --seeds 0 --show cutoff   # list the misses and false alarms
+    .venv/bin/python bench/plant_real.py --sets arabic --seeds 0 --keep /tmp/planted  # keep the planted set
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def pr(flag: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> tuple[float, float
     return hit / max(1, flagged), hit / max(1, int(pos.sum())), flagged, int(pos.sum())
 
 
-def run(name: str, seed: int, show: str | None) -> list[tuple]:
+def run(name: str, seed: int, show: str | None, keep: Path | None = None) -> list[tuple]:
     with tempfile.TemporaryDirectory() as tmp:
-        rep = plant(SETS[name], tmp, seed=seed)
+        rep = plant(SETS[name], keep / f"{name}-seed{seed}" if keep else tmp, seed=seed)
         with open(rep.defects_csv, newline="") as f:
             truth = {r["path"]: r for r in csv.DictReader(f)}
         paths, cols, qflags, per_clip = measure(rep.dataset_dir)
@@ -101,6 +102,8 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS), help="Default: both.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="Default: 0 1.")
     parser.add_argument("--show", choices=[*FINDINGS, "cutoff"], help="List the misses and false alarms of one finder.")
+    parser.add_argument("--keep", type=Path, help="Write the planted sets to KEEP/<set>-seed<n>/ (dataset/ and "
+                        "defects.csv) and keep them. Default: temporary folders.")
     args = parser.parse_args()
     missing = [str(SETS[s]) for s in args.sets if not SETS[s].is_dir()]
     if missing:
@@ -109,7 +112,7 @@ def main() -> None:
     print("|---|---:|---|---:|---:|---:|---:|")
     for name in args.sets:
         for seed in args.seeds:
-            for r in run(name, seed, args.show):
+            for r in run(name, seed, args.show, args.keep):
                 p = "" if np.isnan(r[3]) else f"{r[3]:.2f}"
                 print(f"| {r[0]} | {r[1]} | {r[2]} | {p} | {r[4]:.2f} | {r[5]} | {r[6]} |")
 
