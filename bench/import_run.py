@@ -37,6 +37,7 @@ def bench_store(url: str, data_dir: Path, args, rng) -> list[tuple[str, float, f
     from app.store.db import open_store
     from tests.factories import make_dataset
 
+    data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(Settings(data_dir=data_dir, database_url=url))
     words = [f"word{i:02d}" for i in range(args.classes)]
     with store.session() as s:

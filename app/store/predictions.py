@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict
 from app.store import codec
 from app.store.models import Clip, Embedding, Prediction, Run
-from app.store.writes import bulk_insert
+from app.store.writes import bulk_insert, insert_tuples
+
+PREDICTION_COLUMNS = ("run_id", "clip_id", "target", "pred", "confidence", "loss", "agree", "probs", "oof_probs")
 
 
 @dataclass
@@ -102,13 +104,13 @@ def write_outputs(session: Session, run_id: int, out: RunOutputs,
         loss = np.asarray(out.loss[sl], np.float64).tolist() if out.loss is not None else none
         ids, agree = out.clip_ids[sl].tolist(), np.asarray(out.agree[sl], bool).tolist()
         conf = np.asarray(out.confidence[sl], np.float64).tolist()
-        target, pred = list(out.target[sl]), list(out.pred[sl])
-        bulk_insert(session, Prediction, [
-            dict(run_id=run_id, clip_id=ids[i], target=target[i], pred=pred[i], confidence=conf[i], loss=loss[i],
-                 agree=agree[i], probs=probs[i], oof_probs=oof[i]) for i in range(m)])
+        target, pred = [str(t) for t in out.target[sl]], [str(p) for p in out.pred[sl]]
+        insert_tuples(session, Prediction, PREDICTION_COLUMNS,
+                      list(zip([run_id] * m, ids, target, pred, conf, loss, agree, probs, oof, strict=True)))
         if out.embeddings is not None:
             vectors = codec.encode_rows(out.embeddings[sl])
-            bulk_insert(session, Embedding, [dict(run_id=run_id, clip_id=ids[i], vector=vectors[i]) for i in range(m)])
+            insert_tuples(session, Embedding, ("run_id", "clip_id", "vector"),
+                          list(zip([run_id] * m, ids, vectors, strict=True)))
         if progress:
             progress(sl.stop, n)
     return n
