@@ -27,10 +27,11 @@ from app.store import neighbors as neighbors_store
 from app.store import predictions
 from app.store.clip_stats import STAT_NAMES, clip_stat_arrays, label_doubts
 from app.store.cloud import CloudBody, encode_cloud, with_flags
-from app.store.cloud_column import encode_column
+from app.store.cloud_column import encode_codes, encode_column
 from app.store.flags import flag_map
 from app.store.frame import SPLITS, RunFrame, frame_version, load_frame
 from app.store.models import Dataset, Run
+from ml.analysis.slices import factorize
 
 RECHECK_S = 5.0
 T = TypeVar("T")
@@ -44,7 +45,15 @@ class SliceColumns:
     meta: dict[str, np.ndarray]  # metadata column -> float64 (number) or object (text / boolean), None = missing
     meta_kinds: dict[str, str]  # metadata column -> number | text | boolean, in the data set's order
     doubted: np.ndarray | None  # bool: the analysis doubts the label (None: the run was not analyzed)
-    text_keys: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # filters' memo: (str, present)
+    factorized: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
+
+    def factors(self, column: str) -> tuple[np.ndarray, list[str]]:
+        """(int codes, -1 = missing; value names) of a text or boolean column ("speaker" or
+        "meta.<name>"), built once (``ml.analysis.slices.factorize``): slices and filters compare ints."""
+        if column not in self.factorized:
+            values = self.stats["speaker"] if column == "speaker" else self.meta[column.partition(".")[2]]
+            self.factorized[column] = factorize(values)
+        return self.factorized[column]
 
 
 @dataclass
@@ -151,7 +160,10 @@ class RunCache:
             entry = self._entry(session, run)
             self.cloud(session, run, with_flag_column=False)
             pos = np.searchsorted(entry.frame.clip_ids, entry.cloud.clip_ids)
-            return dict(encode_column(name, kind, values[pos]), run_id=run.id)
+            if kind == "number":
+                return dict(encode_column(name, kind, values[pos]), run_id=run.id)
+            codes, names = columns.factors(name)
+            return dict(encode_codes(name, kind, codes[pos], names), run_id=run.id)
 
         return self.derived(session, run, ("cloud_column", name), build)
 
@@ -178,4 +190,5 @@ class RunCache:
         frame = self.frame(session, run)
         self.cloud(session, run, with_flag_column=False)
         self.embeddings(session, run)
+        self.slice_columns(session, run)
         return len(frame.clip_ids)

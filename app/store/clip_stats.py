@@ -51,11 +51,12 @@ def clip_stat_arrays(session: Session, dataset_id: int, clip_ids: Sequence[int] 
     all_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     pos, found = _align(all_ids, ids)
     out: dict[str, np.ndarray] = {}
+    cols = list(zip(*rows, strict=True)) if rows else [()] * (2 + len(STAT_NAMES))
     for j, name in enumerate(STAT_NAMES):
-        full = np.array([np.nan if r[2 + j] is None else r[2 + j] for r in rows], dtype=np.float64)
+        full = np.array(cols[2 + j], dtype=np.float64)  # None reads as NaN
         out[name] = np.where(found, full[pos], np.nan) if len(full) else np.full(len(ids), np.nan)
     speakers = np.empty(len(rows), dtype=object)
-    speakers[:] = [r[1] or None for r in rows]
+    speakers[:] = [s or None for s in cols[1]]
     col = np.empty(len(ids), dtype=object)
     col[:] = None
     if len(rows):

@@ -19,7 +19,7 @@ TOP_VALUES = 30
 
 
 def encode_column(name: str, kind: str, values: np.ndarray) -> dict:
-    """The legend and codes of one column (``values`` aligned with the cloud's points)."""
+    """The legend and codes of a number column (``values`` aligned with the cloud's points)."""
     n = len(values)
     if kind == "number":
         x = np.asarray(values, dtype=np.float64)
@@ -30,16 +30,22 @@ def encode_column(name: str, kind: str, values: np.ndarray) -> dict:
         q[ok] = 1 + np.round((x[ok] - lo) / max(hi - lo, 1e-12) * 65534).astype("<u2")
         return dict(name=name, kind="number", dtype="u2", n=n, range=[lo, hi], n_missing=int(n - ok.sum()),
                     data=base64.b64encode(q.tobytes()).decode("ascii"))
-    keys = np.array(["" if v is None else ("true" if v is True else "false" if v is False else str(v))
-                     for v in values], dtype=object)
-    present = np.array([v is not None for v in values], dtype=bool)
-    uniq, inv, counts = np.unique(keys[present].astype(str), return_inverse=True, return_counts=True) \
-        if present.any() else (np.array([], str), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    raise ValueError("encode_column takes number columns; text goes through encode_codes")
+
+
+def encode_codes(name: str, kind: str, codes: np.ndarray, names: list[str]) -> dict:
+    """The legend and codes of a text or boolean column given as ``factorize`` codes (-1 = no value)
+    into ``names``, aligned with the cloud's points."""
+    codes = np.asarray(codes, dtype=np.int64)
+    n = len(codes)
+    present = codes >= 0
+    counts = np.bincount(codes[present], minlength=len(names))
     top = np.argsort(-counts, kind="stable")[:TOP_VALUES]
-    remap = np.full(len(uniq), len(top) + 1, dtype=np.int64)
+    top = top[counts[top] > 0]
+    remap = np.full(max(len(names), 1), len(top) + 1, dtype=np.int64)
     remap[top] = np.arange(1, len(top) + 1)
-    codes = np.zeros(n, dtype="u1")
-    codes[present] = remap[inv]
-    return dict(name=name, kind=kind, dtype="u1", n=n, names=[str(uniq[i]) for i in top],
-                other=bool(len(uniq) > len(top)), n_missing=int(n - present.sum()),
-                data=base64.b64encode(codes.tobytes()).decode("ascii"))
+    out = np.zeros(n, dtype="u1")
+    out[present] = remap[codes[present]]
+    return dict(name=name, kind=kind, dtype="u1", n=n, names=[names[i] for i in top],
+                other=bool((counts > 0).sum() > len(top)), n_missing=int(n - present.sum()),
+                data=base64.b64encode(out.tobytes()).decode("ascii"))

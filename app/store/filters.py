@@ -60,17 +60,6 @@ class ClipFilter:
     columns: tuple[ColumnCondition, ...] = field(default_factory=tuple)
 
 
-def _text_keys(columns: SliceColumns, column: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(str keys as the slices name them: booleans "true"/"false"; present) of an object column, built
-    once per run and column (a str array compares in C, an object array value by value)."""
-    if column not in columns.text_keys:
-        present = np.array([v is not None for v in values], dtype=bool)
-        keys = np.array(["" if v is None else ("true" if v else "false") if isinstance(v, bool | np.bool_) else str(v)
-                         for v in values], dtype=str)
-        columns.text_keys[column] = (keys, present)
-    return columns.text_keys[column]
-
-
 def column_mask(c: ColumnCondition, columns: SliceColumns) -> np.ndarray:
     """Which rows pass one column condition (rows of the frame ``columns`` is aligned with)."""
     source, _, name = c.column.partition(".")
@@ -103,12 +92,14 @@ def column_mask(c: ColumnCondition, columns: SliceColumns) -> np.ndarray:
         if c.below is not None:
             mask &= present & (values < c.below)
         return mask
-    keys, present = _text_keys(columns, c.column, values)
-    mask = ~present if c.missing else np.ones(len(keys), bool)
+    codes, names = columns.factors(c.column)
+    index = {name: i for i, name in enumerate(names)}
+    present = codes >= 0
+    mask = ~present if c.missing else np.ones(len(codes), bool)
     if c.value is not None:
-        mask &= present & (keys == c.value)
+        mask &= codes == index.get(c.value, -2)
     if c.not_in:
-        mask &= present & ~np.isin(keys, np.array(c.not_in, dtype=str))
+        mask &= present & ~np.isin(codes, [index[v] for v in c.not_in if v in index])
     if c.min is not None or c.below is not None:
         raise EarmarkError(f"{c.column} is not a number column", hint="give it a value, not a range")
     return mask

@@ -23,11 +23,19 @@ ALL = "all"
 def slice_columns(columns: SliceColumns, frame: RunFrame, split: str) -> list[SliceColumn]:
     """The families to slice by: metadata columns, speaker (top speakers by errors), split (on all
     splits only), then the signal stats."""
-    out = [SliceColumn(family=f"meta.{name}", title=name, kind=kind, values=columns.meta[name])
-           for name, kind in columns.meta_kinds.items() if name in columns.meta]
-    speakers = columns.stats["speaker"]
-    if any(s is not None for s in speakers):
-        out.append(SliceColumn(family="speaker", title="speaker", kind="text", values=speakers, rank_by_errors=True))
+    out = []
+    for name, kind in columns.meta_kinds.items():
+        if name not in columns.meta:
+            continue
+        if kind == "number":
+            out.append(SliceColumn(family=f"meta.{name}", title=name, kind=kind, values=columns.meta[name]))
+        else:
+            codes, names = columns.factors(f"meta.{name}")
+            out.append(SliceColumn(family=f"meta.{name}", title=name, kind=kind, values=codes, names=names))
+    codes, names = columns.factors("speaker")
+    if names:
+        out.append(SliceColumn(family="speaker", title="speaker", kind="text", values=codes, names=names,
+                               rank_by_errors=True))
     if split == ALL:
         names = np.array(SPLITS, dtype=object)
         out.append(SliceColumn(family="split", title="split", kind="text", values=names[frame.split]))
@@ -56,7 +64,7 @@ def _build(session: Session, cache: RunCache, run: Run, split: str) -> dict:
     frame = cache.frame(session, run)
     columns = cache.slice_columns(session, run)
     mask = np.ones(len(frame.clip_ids), bool) if split == ALL else frame.split == SPLITS.index(split)
-    cols = [SliceColumn(c.family, c.title, c.kind, c.values[mask], c.rank_by_errors, c.unit)
+    cols = [SliceColumn(c.family, c.title, c.kind, c.values[mask], c.rank_by_errors, c.unit, c.names)
             for c in slice_columns(columns, frame, split)]
     doubted = None if columns.doubted is None else columns.doubted[mask]
     report = slice_report(cols, frame.agree[mask], frame.loss[mask], doubted)

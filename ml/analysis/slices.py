@@ -41,9 +41,25 @@ class SliceColumn:
     family: str  # what the API and the page call it, e.g. "meta.gender", "stat.rms_dbfs", "speaker"
     title: str  # shown to people, e.g. "gender", "loudness (dBFS)"
     kind: str
-    values: np.ndarray
+    values: np.ndarray  # a text column may pass its ``factorize``d codes (int, -1 = missing) with ``names``
     rank_by_errors: bool = False
     unit: str = ""
+    names: list[str] | None = None  # set when ``values`` are codes into it
+
+
+def value_key(v) -> str:
+    """How a text or boolean value is named in slices and URLs: booleans "true" / "false", else str."""
+    return ("true" if v else "false") if isinstance(v, bool | np.bool_) else str(v)
+
+
+def factorize(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(int64 code per value, -1 for None; the distinct ``value_key``s in first-seen order): one
+    pass with a dict, so later slicing and filtering is integer work (an object array sorts value by
+    value: about 1 s at 105k on this box, against 40 ms for this)."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((-1 if v is None else index.setdefault(value_key(v), len(index)) for v in values),
+                        dtype=np.int64, count=len(values))
+    return codes, list(index)
 
 
 @dataclass
@@ -132,34 +148,37 @@ def _num(v: float | None) -> str:
     return f"{v:.4g}" if abs(v) < 10000 else f"{v:.0f}"
 
 
-def text_codes(values: np.ndarray, top_n: int = TOP_N, weights: np.ndarray | None = None
-               ) -> tuple[np.ndarray, list[str], list[dict]]:
+def text_codes(values: np.ndarray, top_n: int = TOP_N, weights: np.ndarray | None = None,
+               names: list[str] | None = None) -> tuple[np.ndarray, list[str], list[dict]]:
     """(code per clip, slice names, selections): the ``top_n`` values by count (or by the sum of
-    ``weights``, e.g. errors), then "other", then "(missing)" for None."""
-    values = np.asarray(values, dtype=object)
-    present = np.array([v is not None for v in values], dtype=bool)
-    keys = np.array([str(v) if v is not None else "" for v in values], dtype=object)
-    uniq, inv = np.unique(keys[present], return_inverse=True) if present.any() else (np.array([], object),
-                                                                                    np.zeros(0, np.int64))
-    score = np.bincount(inv, weights=None if weights is None else np.asarray(weights, np.float64)[present],
-                        minlength=len(uniq))
-    count = np.bincount(inv, minlength=len(uniq))
-    order = np.lexsort((uniq.astype(str), -count, -score))  # by score, then count, then name
+    ``weights``, e.g. errors), then "other", then "(missing)" for None. ``values`` may be the codes
+    of ``factorize`` with their ``names``."""
+    if names is None:
+        values, names = factorize(np.asarray(values, dtype=object))
+    codes_in = np.asarray(values, dtype=np.int64)
+    present = codes_in >= 0
+    k = len(names)
+    count = np.bincount(codes_in[present], minlength=k)
+    score = count if weights is None else np.bincount(codes_in[present],
+                                                      weights=np.asarray(weights, np.float64)[present], minlength=k)
+    name_rank = np.argsort(np.argsort(np.array(names, dtype=str), kind="stable"), kind="stable")
+    order = np.lexsort((name_rank, -count, -score))  # by score, then count, then name
     top = order[:top_n]
-    remap = np.full(len(uniq), len(top), dtype=np.int64)
+    top = top[count[top] > 0]  # values of other splits are not slices here
+    remap = np.full(max(k, 1), len(top), dtype=np.int64)
     remap[top] = np.arange(len(top))
-    names = [str(uniq[i]) for i in top]
-    selects: list[dict] = [{"value": n} for n in names]
-    codes = np.full(len(values), -1, dtype=np.int64)
-    codes[present] = remap[inv]
-    if len(uniq) > len(top):
-        names.append(OTHER)
-        selects.append({"not": list(names[:-1])})
+    out_names = [names[i] for i in top]
+    selects: list[dict] = [{"value": n} for n in out_names]
+    codes = np.full(len(codes_in), -1, dtype=np.int64)
+    codes[present] = remap[codes_in[present]]
+    if (count > 0).sum() > len(top):
+        out_names.append(OTHER)
+        selects.append({"not": list(out_names[:-1])})
     if not present.all():
-        codes[~present] = len(names)
-        names.append(MISSING)
+        codes[~present] = len(out_names)
+        out_names.append(MISSING)
         selects.append({"missing": True})
-    return codes, names, selects
+    return codes, out_names, selects
 
 
 def slice_family(column: SliceColumn, correct: np.ndarray, loss: np.ndarray, doubted: np.ndarray | None,
@@ -169,10 +188,8 @@ def slice_family(column: SliceColumn, correct: np.ndarray, loss: np.ndarray, dou
     if column.kind == "number":
         codes, names, selects = number_codes(np.asarray(column.values, dtype=np.float64), n_bins)
     else:
-        values = column.values
-        if column.kind == "boolean":
-            values = np.array([None if v is None else ("true" if v else "false") for v in values], dtype=object)
-        codes, names, selects = text_codes(values, top_n, wrong.astype(np.float64) if column.rank_by_errors else None)
+        codes, names, selects = text_codes(column.values, top_n, wrong.astype(np.float64) if column.rank_by_errors
+                                           else None, column.names)
     k = len(names)
     n = np.bincount(codes, minlength=k)
     errors = np.bincount(codes, weights=wrong.astype(np.float64), minlength=k)
