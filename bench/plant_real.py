@@ -108,13 +108,14 @@ def main() -> None:
     missing = [str(SETS[s]) for s in args.sets if not SETS[s].is_dir()]
     if missing:
         sys.exit(f"real data not found: {', '.join(missing)} (see ../shared/data/README.md)")
-    print("| set | seed | finding | precision (planted) | recall | flagged | planted |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print("| set | seed | finding | precision (planted) | recall | found | flagged | planted |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for name in args.sets:
         for seed in args.seeds:
             for r in run(name, seed, args.show, args.keep):
                 p = "" if np.isnan(r[3]) else f"{r[3]:.2f}"
-                print(f"| {r[0]} | {r[1]} | {r[2]} | {p} | {r[4]:.2f} | {r[5]} | {r[6]} |")
+                found = round(r[4] * r[6])  # recall x planted
+                print(f"| {r[0]} | {r[1]} | {r[2]} | {p} | {r[4]:.2f} | {found} | {r[5]} | {r[6]} |")
 
 
 if __name__ == "__main__":
