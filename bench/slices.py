@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("page /slices?split=all", lambda i: c.get(f"/slices?run={r}&split=all&family={families[i % 10]}")),
                 ("page /slices?split=test", lambda i: c.get(f"/slices?run={r}&split=test&family=speaker")),
                 ("GET /api/slices (validation)", lambda i: c.get(f"/api/slices?run={r}")),
+                ("page /clips (no column condition, for comparison)", lambda i: c.get(f"/clips?run={r}&page={i + 1}")),
                 ("page /clips?meta.accent=…", lambda i: c.get(f"/clips?run={r}&meta.accent={ACCENTS[i % 9]}")),
                 ("page /clips?speaker.not=… (an 'other' slice, 12 values)", lambda i: c.get(
                     f"/clips?run={r}&" + "&".join(f"speaker.not={k:08x}" for k in range(12)))),

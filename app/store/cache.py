@@ -190,5 +190,9 @@ class RunCache:
         frame = self.frame(session, run)
         self.cloud(session, run, with_flag_column=False)
         self.embeddings(session, run)
-        self.slice_columns(session, run)
+        columns = self.slice_columns(session, run)
+        for name, kind in columns.meta_kinds.items():
+            if kind != "number" and name in columns.meta:
+                columns.factors(f"meta.{name}")
+        columns.factors("speaker")
         return len(frame.clip_ids)
