@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from app.config import Settings
 from app.pipeline.common import Progress
@@ -24,11 +27,34 @@ def open_store(url: str | None = None, data_dir: str | os.PathLike | None = None
     return Earmark(_open(Settings(**kw)))
 
 
+@dataclass
+class Clips:
+    """An ingested data set's clips, for computing your model's outputs: paths relative to ``root``."""
+
+    dataset: str
+    root: Path
+    ids: np.ndarray  # (N,) int64
+    paths: np.ndarray  # (N,) str, the keys an import takes
+    labels: np.ndarray  # (N,) str, as filed
+    splits: np.ndarray  # (N,) str: train | validation | test
+
+
 class Earmark:
     """One store and what you can do with it from Python. Methods return the pipeline's summaries."""
 
     def __init__(self, store: Store):
         self.store = store
+
+    def clips(self, dataset: str | int | None = None) -> Clips:
+        """The clips of an ingested data set (the newest when None), in clip id order."""
+        from app.store.clips import load_clips
+        from app.store.datasets import resolve_dataset
+
+        with self.store.session() as s:
+            ds = resolve_dataset(s, dataset)
+            t = load_clips(s, ds.id)
+            return Clips(ds.name, Path(ds.root), np.asarray(t.ids, dtype=np.int64), np.asarray(t.paths),
+                         np.asarray(t.labels), np.asarray(t.splits))
 
     def import_run(self, dataset: str | int, name: str, keys: Any, *, classes: Any, probs: Any = None,
                    logits: Any = None, embeddings: Any = None, pred: Any = None, confidence: Any = None,
