@@ -237,3 +237,30 @@ def test_a_killed_import_leaves_no_run(fixture_run, tmp_path):
     # The store is still usable: the same import now completes.
     s2 = import_run(store, path, "fixture", "after-kill")
     assert _counts(store)[1] == before[1] + 60 and json.dumps(s2.metrics)
+
+
+def test_open_with_predictions_imports_instead_of_training(sqlite_store, shared_sample, tmp_path):
+    import shutil
+
+    from app.pipeline.open_data import OpenOptions, open_path
+    from app.run_files import write_parquet
+
+    store, root = sqlite_store, tmp_path / "sample"
+    shutil.copytree(shared_sample, root)
+    paths = sorted(str(p.relative_to(root)) for p in root.rglob("*.wav"))
+    words = sorted({p.split("/")[0] for p in paths})
+    pred = np.array([p.split("/")[0] for p in paths], dtype=object)
+    pred[::7] = words[0]
+    rf = from_arrays(np.asarray(paths, dtype=object), classes=words, pred=pred,
+                     confidence=np.full(len(paths), 0.9, np.float32), model="their-kws")
+    file = write_parquet(tmp_path / "their-kws.parquet", rf)
+    first = open_path(store, OpenOptions(path=root, name="sample", predictions=file))
+    assert first.steps == {"ingest": "done", "import": "done", "project": "skipped (imported without embeddings)",
+                           "analyze": "done"}
+    again = open_path(store, OpenOptions(path=root, name="sample", predictions=file))
+    assert again.run_id == first.run_id and again.steps["import"] == "reused" and again.steps["analyze"] == "reused"
+    with store.session() as s:
+        run = get_run(s, first.run_id)
+        assert run.name == "their-kws" and run.model == "their-kws" and run.epochs_done == 0
+        assert s.scalar(select(func.count()).select_from(Run)) == 1  # nothing was trained
+        assert set(run.config["analysis_skipped"]) == {"label_issues", "clusters", "duplicates", "outliers"}

@@ -39,7 +39,8 @@ def open_cmd(
     speaker_column: str = SPEAKER_COLUMN,
     sample_rate: int = SAMPLE_RATE,
     max_seconds: float = MAX_SECONDS,
-    # issue 13 adds `--predictions FILE` here (an imported run instead of training): OpenOptions.predictions
+    predictions: Path = typer.Option(None, "--predictions", help="Your model's run file (.parquet, .npz or .csv, "
+                                     "as `earmark import-run` reads): import it instead of training. Default: train."),
     model: str = typer.Option("melcnn", help="melcnn (log-mel residual CNN) or m5 (raw waveform). Default melcnn."),
     epochs: int = typer.Option(25, help="Training epochs. Default 25."),
     batch_size: int = typer.Option(64, help="Clips per training step. Default 64."),
@@ -56,7 +57,8 @@ def open_cmd(
                        max_seconds="default" if max_seconds is None else max_seconds,
                        ingest=ingest_options(manifest, name_pattern, speaker_table, audio_dir, path_column,
                                              label_column, split_column, speaker_column),
-                       train=TrainConfig(model=model, epochs=epochs, batch_size=batch_size, seed=seed))
+                       train=TrainConfig(model=model, epochs=epochs, batch_size=batch_size, seed=seed),
+                       predictions=predictions)
     with user_errors():
         s = store()
         with progress_bar() as bar:

@@ -5,9 +5,10 @@ One call takes a folder (or a manifest file) to an analysed run the web app can 
 1. ingest (``app.pipeline.ingest``): an unchanged data set (same fingerprint) is kept as is;
 2. a model: a complete run of the data set with the same training config (the window fitted to
    the data included, ``app.pipeline.window``) is reused; a trained run not yet inferred is
-   inferred; otherwise a new run is trained and inferred. ``OpenOptions.predictions`` (issue 13,
-   ``--predictions FILE``) takes an imported run instead of training: see ``_imported_run``;
-3. project (``app.pipeline.project``): skipped when the run has its cloud;
+   inferred; otherwise a new run is trained and inferred. ``OpenOptions.predictions``
+   (``--predictions FILE``) imports another model's run file instead (``app.pipeline.import_run``;
+   the same file, by SHA-256, is imported once);
+3. project (``app.pipeline.project``): skipped when the run has its cloud (or no embeddings);
 4. analyze (``app.pipeline.analyze``): skipped when the run was analysed.
 
 Progress is reported as ``progress("<step>: <stage>", done, total)`` with step one of ``STEPS``.
@@ -29,7 +30,7 @@ from app.store.datasets import get_dataset
 from app.store.db import Store
 from app.store.findings import is_analyzed
 from app.store.projections import has_projection
-from app.store.runs import runs_of
+from app.store.runs import get_run, runs_of
 from ml.config import TrainConfig
 
 STEPS = ("ingest", "train", "infer", "project", "analyze")
@@ -69,10 +70,26 @@ def _step(progress: Progress, step: str) -> Progress:
 
 
 def _imported_run(store: Store, dataset_id: int, opts: OpenOptions, progress: Progress) -> tuple[int, str]:
-    """Issue 13 hook: the run imported from ``opts.predictions`` (run id, "done" or "reused")."""
-    raise EarmarkError("--predictions is not available yet", detail=str(opts.predictions),
-                       hint="import the run with `earmark import-run` once it lands, or leave out --predictions "
-                       "to train a model")
+    """The run imported from ``opts.predictions`` (run id, "done" or "reused"): a complete run of the data set
+    imported from a file with the same SHA-256 is reused, else the file is imported (``import_run``)."""
+    import hashlib
+
+    from app.pipeline.import_run import import_info, import_run
+
+    src = Path(opts.predictions).expanduser()
+    if not src.is_file():
+        raise EarmarkError(f"no predictions file {src}", hint="give the run file your model wrote "
+                           "(.parquet, .npz or .csv; see `earmark import-run --help`)")
+    digest = hashlib.sha256()
+    with src.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    with store.session() as session:
+        for run in runs_of(session, dataset_id):
+            if run.status == "complete" and import_info(run).get("sha256") == digest.hexdigest():
+                return run.id, "reused"
+    summary = import_run(store, src, dataset_id, src.stem, progress=_step(progress, "import"))
+    return summary.run_id, "done"
 
 
 def reusable_run(store: Store, dataset_id: int, cfg: TrainConfig) -> tuple[int | None, str | None, TrainConfig]:
@@ -121,7 +138,10 @@ def open_path(store: Store, opts: OpenOptions, progress: Progress | None = None)
             steps["infer"] = "done"
     with store.session() as session:
         projected, analyzed = has_projection(session, run_id), is_analyzed(session, run_id)
-    if projected:
+        no_embeddings = opts.predictions is not None and get_run(session, run_id).embedding_dim is None
+    if no_embeddings:
+        steps["project"] = "skipped (imported without embeddings)"
+    elif projected:
         steps["project"] = "reused"
     else:
         project_run(store, run_id, progress=_step(progress, "project"))
