@@ -142,3 +142,26 @@ def test_pattern_problems_conflicts_and_reserved_names(sqlite_store, tmp_path):
     # metadata named like earmark's own fields is kept under another name, and the report says so
     assert set(rep.meta_columns) == {"meta_loss", "meta_duration_s", "take"}
     assert any("meta_loss" in n for n in rep.notes)
+
+
+def test_leakage_report_never_claims_unchecked_speakers(sqlite_store, tmp_path):
+    from app.web.leakage import leakage_checks
+
+    root = tmp_path / "mixed"
+    rows = ["path,label,speaker"]
+    for i in range(8):
+        write_wav(root / f"c{i}.wav", tone(0.3, freq=300 + 50 * i, sample_rate=16000))
+        speaker = f"s{i % 3}" if i < 5 else ""
+        rows.append(f"c{i}.wav,{'ab'[i % 2]},{speaker}")
+    (root / "m.csv").write_text("\n".join(rows) + "\n")
+    rep = ingest(sqlite_store, root / "m.csv")
+    assert rep.speaker_leakage == "partial" and rep.split_source == "mixed_hash"
+    words = leakage_checks(rep.leakage)
+    assert "Speaker leakage only partly checked: some clips name no speaker." in words["notes"]
+
+    (root / "m.csv").write_text("\n".join(r.rsplit(",", 1)[0] for r in rows) + "\n")  # no speaker column
+    rep = ingest(sqlite_store, root / "m.csv", name="nospk")
+    assert rep.speaker_leakage == "not_checked" and rep.split_source == "file_hash"
+    words = leakage_checks(rep.leakage)
+    assert "Speaker leakage not checked: this data set names no speakers." in words["notes"]
+    assert words["clean"] is None or "speaker" not in words["clean"]

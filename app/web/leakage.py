@@ -87,6 +87,8 @@ def leakage_checks(leakage: dict | None) -> dict:
             if n_speakers is not None else "No speaker found in more than one split (if the clips name speakers).")
     else:
         notes.append("Speaker leakage not checked: this data set names no speakers.")
+    if has_speakers and leakage.get("speaker_leakage") == "partial":  # ingest's SplitPlan.speaker_leakage
+        notes.append("Speaker leakage only partly checked: some clips name no speaker.")
     n_id = _count(leakage, "identical_audio_across_splits") or 0
     add("identical_audio_across_splits", _plural(n_id, "recording appears", "recordings appear")
         + " identically in more than one split.", "No identical audio appears in more than one split.")
