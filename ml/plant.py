@@ -162,7 +162,7 @@ def _two_words(x, sr, span, other, rng, n_out):
     lead = int(rng.integers(room // 4, room - room // 4 + 1))
     bg = _quiet(x, span, n_out, rng)
     gain = np.sqrt(np.mean(a.astype(np.float64) ** 2) / (np.mean(b.astype(np.float64) ** 2) + 1e-12))
-    gain = min(gain, 0.95 / (np.abs(b).max() + 1e-9))  # level with the first word, never clipped
+    gain = float(min(gain, 0.95 / (np.abs(b).max() + 1e-9)))  # level with the first word, never clipped
     bg[lead: lead + a.size] = a
     bg[lead + a.size + gap: lead + a.size + gap + b.size] = b * gain
     return bg, {"gap_s": round(gap / sr, 3), "second_gain_db": round(20 * np.log10(gain + 1e-12), 1)}
@@ -182,7 +182,7 @@ def plant_quality(kind: str, x: np.ndarray, sr: int, rng: np.random.Generator) -
         return x * (10 ** (peak_db / 20) / (np.abs(x).max() + 1e-9)), {"peak_dbfs": round(peak_db, 1)}
     if kind == "dc_offset":
         dc = float(rng.uniform(0.03, 0.2)) * (1 if rng.random() < 0.5 else -1)
-        scale = min(1.0, (0.99 - abs(dc)) / (np.abs(x).max() + 1e-9))  # the offset alone, no clipping with it
+        scale = float(min(1.0, (0.99 - abs(dc)) / (np.abs(x).max() + 1e-9)))  # the offset alone, no clipping with it
         return x * scale + dc, {"dc": round(dc, 3), "scale": round(scale, 3)}
     if kind == "silent":
         if rng.random() < 0.5:
