@@ -48,11 +48,14 @@ class FrontEnd:
     f_min: float
     log: str  # "db": 10 log10, clamped TOP_DB below the peak | "ln": natural log of (mel + LOG_EPS)
     label: str
+    sample_rate: int | None = None  # resample the file to this rate first (the model's); None: its own rate
+    samples: int | None = None  # then pad or crop to this many samples (the model's window); None: as is
 
     @property
     def key(self) -> str:
         """What the image cache keys on."""
-        return f"{self.name}-{self.n_fft}-{self.win}-{self.hop}-{self.n_mels}-{self.f_min:g}-{self.log}"
+        return (f"{self.name}-{self.n_fft}-{self.win}-{self.hop}-{self.n_mels}-{self.f_min:g}-{self.log}"
+                f"-{self.sample_rate or 'native'}-{self.samples or 'all'}")
 
 
 DISPLAY = FrontEnd("display", 512, 512, 160, 64, 20.0, "db",
@@ -72,7 +75,8 @@ def model_front_end(config: dict | None) -> FrontEnd | None:
     sr = cfg.sample_rate
     return FrontEnd("model", cfg.n_fft, cfg.win_samples, cfg.hop_samples, cfg.n_mels, 0.0, "ln",
                     f"what the model hears: {cfg.n_mels} mel bands, {1000 * cfg.win_samples / sr:g} ms window, "
-                    f"{1000 * cfg.hop_samples / sr:g} ms hop, natural log (its own front end)")
+                    f"{1000 * cfg.hop_samples / sr:g} ms hop, natural log (its own front end), at {sr:,} Hz, "
+                    f"padded or cropped to {cfg.clip_samples / sr:g} s", sr, cfg.clip_samples)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 # magma-like colour map anchors (value in [0, 1] -> RGB), interpolated to 256 entries
@@ -218,6 +222,12 @@ def spectrogram_png(path: Path, content_hash: str, size: str, cache_dir: Path, f
 
     def render() -> bytes:
         x, sr = _read_mono(path)
+        if fe.sample_rate and sr != fe.sample_rate:  # the model hears the clip resampled to its rate
+            from ml.audio import resample
+
+            x, sr = resample(x, sr, fe.sample_rate), fe.sample_rate
+        if fe.samples:  # ... and padded or cropped to its window
+            x = np.pad(x[:fe.samples], (0, max(0, fe.samples - len(x))))
         db = log_mel(x, sr, fe)
         norm = (db - db.min()) / max(float(db.max() - db.min()), 1e-6)
         pixels = colormap()[np.round(norm[::-1] * 255).astype(np.uint8)]  # low frequencies at the bottom
