@@ -143,14 +143,16 @@ def narrow(browser):
 
 
 def shot(pg, name: str) -> Path:
-    """A full-page screenshot, stored as a 256-colour PNG to keep the repo small."""
+    """A full-page screenshot (its first 2,400 px), stored as a 256-colour PNG to keep the repo small.
+    The slices page's pictures in docs/ are test_slices_page.py's: this one goes to test-artifacts/."""
     from PIL import Image
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
+    folder = REPO / "test-artifacts" / "screenshots" if name.startswith("slices") else SHOTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     pg.screenshot(path=str(path), full_page=True)
     with Image.open(path) as im:
-        small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        small = im.convert("RGB").crop((0, 0, im.width, min(im.height, 2400))).quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     small.save(path, optimize=True)
     return path
 
@@ -162,7 +164,7 @@ def pages(info) -> dict[str, str]:
         "overview": f"/?run={b}", "clips": f"/clips?run={b}&agreement=disagree", "clip": f"/clips/{info['cut_clip']}?run={b}",
         "cloud": f"/cloud?run={b}", "confusion": f"/confusion?run={info['a']}&split=train",
         "issues": f"/issues?run={b}", "flags": "/flags", "compare": f"/compare?a={info['a']}&b={b}&split=train",
-        "guide": "/guide", "api-docs": "/docs",
+        "guide": "/guide", "api-docs": "/docs", "slices": f"/slices?run={b}",
     }
 
 
@@ -335,7 +337,7 @@ def test_user_guide_explains_every_score_and_every_page_links_it(demo_site, wide
     for key in ("j", "k", "c", "m", "x"):
         assert wide.locator("#shortcuts kbd", has_text=re.compile(rf"^{key}$")).count() >= 1
     # every score on the clip, clips, issues and compare pages links to its entry
-    for name in ("clip", "clips", "issues"):
+    for name in ("clip", "clips", "issues", "compare"):
         _load(wide, base, pages(info)[name], name)
         assert wide.locator("a.score-help").count() >= 1, name
     # the API page: no raw reStructuredText, no sentence cut off mid-way
@@ -347,7 +349,7 @@ def test_user_guide_explains_every_score_and_every_page_links_it(demo_site, wide
 
 
 @pytest.mark.parametrize("name", ["overview", "clips", "clip", "cloud", "confusion", "issues", "flags", "compare",
-                                  "guide", "api-docs"])
+                                  "guide", "api-docs", "slices"])
 def test_no_page_wider_than_800px(demo_site, narrow, wide, name):
     base, info = demo_site
     _load(wide, base, pages(info)[name], name)
