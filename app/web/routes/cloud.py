@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from app.errors import EarmarkError
 from app.store.datasets import get_dataset
 from app.store.findings import finding_clip_ids, get_finding
 from app.store.flags import correctable_labels
@@ -40,7 +41,8 @@ def show_cloud(request: Request, session: SessionDep, run: RunDep,
     labels = correctable_labels(session, dataset, run)  # what a flag may correct to (app.flags)
     columns = colour_columns(dataset.meta_columns or {})
     if color not in COLOR_BY and color not in {c["value"] for c in columns}:
-        color = "agreement"
+        raise EarmarkError(f"the cloud cannot be coloured by {color!r}", status=422,
+                           detail=f"one of {', '.join([*COLOR_BY, *(c['value'] for c in columns)])}")
     config = dict(run_id=run.id, color=color, disagree=disagree, finding=finding, highlight=highlight,
                   meta_url=urls.api_cloud(run.id), bin_url=urls.api_cloud_bin(run.id),
                   column_url=urls.api_cloud_column(run.id))
