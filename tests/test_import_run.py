@@ -264,3 +264,33 @@ def test_open_with_predictions_imports_instead_of_training(sqlite_store, shared_
         assert run.name == "their-kws" and run.model == "their-kws" and run.epochs_done == 0
         assert s.scalar(select(func.count()).select_from(Run)) == 1  # nothing was trained
         assert set(run.config["analysis_skipped"]) == {"label_issues", "clusters", "duplicates", "outliers"}
+
+
+def test_cli_import_and_export_run(fixture_run, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+
+    store, fx = fixture_run
+    monkeypatch.setenv("EARMARK_DATABASE_URL", store.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("EARMARK_DATA_DIR", str(store.settings.data_dir))
+    runner = CliRunner()
+    out = tmp_path / "run.parquet"
+    r = runner.invoke(cli, ["export-run", str(fx.run_id), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "wrote 60 rows" in r.output and out.is_file()
+    base = _outputs(store, fx.run_id)
+    np.savez(tmp_path / "logits.npz", paths=np.asarray(base.paths, dtype=str), logits=np.log(base.probs))
+    (tmp_path / "classes.txt").write_text("\n".join(fx.labels) + "\n")
+    r = runner.invoke(cli, ["import-run", str(tmp_path / "logits.npz"), "--dataset", "fixture", "--name", "cli",
+                            "--classes-file", str(tmp_path / "classes.txt"), "--logits", "--model", "kws"])
+    assert r.exit_code == 0, r.output
+    assert "imported run" in r.output and "60 of 60 clips (100.0%)" in r.output and "reduced run" in r.output
+    before = _counts(store)
+    np.savez(tmp_path / "raw.npz", paths=np.asarray(base.paths, dtype=str), probs=np.log(base.probs) + 3)
+    r = runner.invoke(cli, ["import-run", str(tmp_path / "raw.npz"), "--dataset", "fixture", "--name", "x",
+                            "--classes-file", str(tmp_path / "classes.txt")])  # raw outputs called probs
+    assert r.exit_code == 1 and "--logits" in r.output and "Traceback" not in r.output
+    r = runner.invoke(cli, ["import-run", str(out), "--dataset", "fixture", "--name", "x", "--classes", "a,b"])
+    assert r.exit_code == 1 and "error:" in r.output
+    assert _counts(store) == before
