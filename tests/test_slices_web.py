@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.pipeline.ingest import ingest
-from app.store.models import Clip, ClipScore, Dataset, Prediction
+from app.store.models import Clip, ClipScore, Dataset, Prediction, Projection
 from app.web.main import create_app
 from tests.factories import make_run
 from tests.ingest_helpers import clip, write_wav_fast
@@ -48,6 +48,8 @@ def site(store, tmp_path):
             if c.meta["noisy"]:
                 p.pred = next(w for w in sorted(WORDS) if w != p.target)
                 p.agree, p.loss = False, 3.0
+        # a fifth of the clips without a projection: the cloud's points are not the run's clips one for one
+        s.query(Projection).filter(Projection.run_id == fx.run_id, Projection.clip_id % 5 == 0).delete()
         s.commit()
         meta = {cid: m for cid, m in s.query(Clip.id, Clip.meta).filter(Clip.dataset_id == report.dataset_id)}
     app = create_app(store.settings)
@@ -139,7 +141,7 @@ def test_cloud_colours_by_any_column_aligned_with_its_points(site):
     ids = np.frombuffer(body, dtype="<u4", count=legend["n"])
     col = client.get(f"/api/cloud/column?run={fx.run_id}&name=meta.gender").json()
     codes = np.frombuffer(base64.b64decode(col["data"]), dtype=col["dtype"])
-    assert len(codes) == legend["n"]
+    assert len(codes) == legend["n"] == N - N // 5
     assert [col["names"][c - 1] for c in codes] == [meta[int(i)]["gender"] for i in ids]
     take = client.get(f"/api/cloud/column?run={fx.run_id}&name=meta.take").json()
     q = np.frombuffer(base64.b64decode(take["data"]), dtype="<u2")
