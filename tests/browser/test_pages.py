@@ -81,13 +81,26 @@ def test_cloud_lasso_lists_the_selected_clips(live_site, page):
     assert n > 10 and page.locator("#sel-list li").count() == min(n, 100)
     assert page.locator("#sel-list li button.play").count() == page.locator("#sel-list li").count()
     screenshot(page, "cloud-lasso")
-    # bulk-flag the selection, then the flag colouring shows them
+    # bulk-flag the selection: no default reason, so the button alone flags nothing
+    assert page.eval_on_selector("#bulk-flag select[name=reason]", "s => s.value") == ""
+    page.click("#bulk-flag button[type=submit]")
+    wait_for_js(page, "!document.getElementById('toast').hidden")
+    assert "pick a reason" in page.inner_text("#toast")
+    # pick a reason, then the confirm names the count and the reason; accepting it writes the flags
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
     page.select_option("#bulk-flag select[name=reason]", "noise_only")
     page.click("#bulk-flag button[type=submit]")
-    page.wait_for_selector("#toast:not([hidden])")
-    assert "flagged" in page.inner_text("#toast")
-    flagged = page.evaluate("fetch('/api/clips?flag=noise_only').then(r => r.json()).then(j => j.total)")
-    assert flagged == n
+    wait_for_js(page, "(document.getElementById('toast').textContent || '').startsWith('flagged')")
+    assert dialogs == [f"Flag {n:,} selected clips as noise only?"]
+    assert page.inner_text("#toast") == f"flagged {n:,} selected clips as noise only"
+    flagged = page.evaluate("fetch('/api/clips?flag=noise_only&per_page=200').then(r => r.json())")
+    selected = page.evaluate("window.earmarkCloud.selected")
+    assert flagged["total"] == n == len(selected)
+    assert sorted(c["id"] for c in flagged["items"]) == sorted(selected)
+    assert all(c["flag"]["author"] == "anonymous" for c in flagged["items"])
+    # the selection list shows the new flag on each row
+    assert page.locator("#sel-list li [data-flag-cell] .badge.flag-noise_only").count() == min(n, 100)
     assert page.errors == []
 
 
