@@ -18,6 +18,7 @@ import re
 from datetime import UTC, datetime
 
 from app.errors import EarmarkError
+from app.limits import MAX_JSON_DEPTH, check_text, json_depth
 
 EXPORT_COLUMNS = ("dataset", "path", "label", "reason", "corrected_label", "note", "author", "time")
 REQUIRED_COLUMNS = ("path", "reason")
@@ -130,6 +131,8 @@ def _parse_csv(text: str) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]
 
 
 def _parse_json(text: str) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
+    if (depth := json_depth(text)) > MAX_JSON_DEPTH:  # the parser recurses: refuse before it runs out of stack
+        raise ImportRejected([(1, f"the JSON is nested {depth:,} levels deep (at most {MAX_JSON_DEPTH})")])
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -189,4 +192,14 @@ def parse_flags_file(data: bytes | str, fmt: str | None = None
         fmt = "json" if data.lstrip()[:1] in ("{", "[") else "csv"
     if fmt not in ("csv", "json"):
         raise EarmarkError(f"unknown import format {fmt!r}", hint="use csv or json", status=422)
-    return _parse_json(data) if fmt == "json" else _parse_csv(data)
+    rows, problems = _parse_json(data) if fmt == "json" else _parse_csv(data)
+    clean = []
+    for line, rec in rows:  # no NUL, no lone surrogate in any field: no database can store them
+        try:
+            for key, value in rec.items():
+                check_text(value, key)
+        except EarmarkError as exc:
+            problems.append((line, exc.title))
+            continue
+        clean.append((line, rec))
+    return clean, problems

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
+from app.limits import check_text, parse_id
 from app.store.models import Clip, Dataset, Reject
 
 
@@ -15,9 +16,10 @@ def resolve_dataset(session: Session, ref: str | int | None) -> Dataset:
     ready = select(Dataset).where(Dataset.status == "ready")
     if ref is None or ref == "latest":
         ds = session.scalars(ready.order_by(Dataset.id.desc())).first()
-    elif isinstance(ref, int) or str(ref).isdigit():
-        ds = session.scalars(ready.where(Dataset.id == int(ref))).first()
+    elif (ds_id := parse_id(ref, "data set")) is not None:  # ASCII digits in 1..MAX_ID; '²' is a name
+        ds = session.scalars(ready.where(Dataset.id == ds_id)).first()
     else:
+        check_text(str(ref), "data set name")
         ds = session.scalars(ready.where(Dataset.name == str(ref))).first()
     if ds is None:
         names = session.scalars(select(Dataset.name).where(Dataset.status == "ready")).all()

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
+from app.limits import check_text, parse_id
 from app.process import STALE_AFTER_S, current_owner, owner_alive
 from app.store.models import Dataset, Epoch, Run
 
@@ -52,9 +53,10 @@ def resolve_run(session: Session, ref: str | int | None) -> Run:
     q = select(Run)
     if ref is None or ref == "latest":
         run = session.scalars(q.order_by(Run.id.desc())).first()
-    elif isinstance(ref, int) or str(ref).isdigit():
-        run = session.get(Run, int(ref))
+    elif (run_id := parse_id(ref, "run")) is not None:  # ASCII digits in 1..MAX_ID; '²' is a name
+        run = session.get(Run, run_id)
     else:
+        check_text(str(ref), "run name")
         run = session.scalars(q.where(Run.name == str(ref)).order_by(Run.id.desc())).first()
     if run is None:
         known = session.execute(select(Run.id, Run.name).order_by(Run.id)).all()

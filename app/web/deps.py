@@ -44,6 +44,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.templating import Jinja2Templates
+from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -51,6 +52,7 @@ from app.config import Settings
 from app.errors import NotFound
 from app.flags import REASONS
 from app.flags import vocabulary as flag_vocabulary
+from app.limits import MAX_ID, check_text
 from app.store.cache import RunCache
 from app.store.clips import get_clip
 from app.store.filters import ClipFilter, condition_params, parse_conditions
@@ -124,17 +126,23 @@ def get_run_cache(request: Request) -> RunCache:
     return request.app.state.run_cache
 
 
+# Row ids everywhere (path, query, JSON body): 1..MAX_ID, the range both databases can look up.
+DbId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a row id")]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="a row id")]
+IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="rows to skip")]
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 CacheDep = Annotated[RunCache, Depends(get_run_cache)]
 
 
-def get_clip_dep(clip_id: Annotated[int, PathParam(ge=1, description="the clip's id")], session: SessionDep) -> Clip:
+def get_clip_dep(clip_id: Annotated[int, PathParam(ge=1, le=MAX_ID, description="the clip's id")], session: SessionDep) -> Clip:
     """The clip named by ``clip_id`` in the path, or ``ClipNotFound``."""
     return get_clip(session, clip_id)
 
 
-def get_finding_dep(fid: Annotated[int, PathParam(ge=1, description="the finding's id")], session: SessionDep) -> Finding:
+def get_finding_dep(fid: Annotated[int, PathParam(ge=1, le=MAX_ID, description="the finding's id")], session: SessionDep) -> Finding:
     """The finding named by ``fid`` in the path, or ``FindingNotFound``."""
     return get_finding(session, fid)
 
@@ -145,7 +153,7 @@ FindingDep = Annotated[Finding, Depends(get_finding_dep)]
 
 def _run_param(run: Annotated[str | None, Query(max_length=200, description="Run id or name; default: the newest "
                                                  "complete run.")] = None) -> str | None:
-    return run.strip() if run and run.strip() else None
+    return check_text(run.strip(), "run") if run and run.strip() else None
 
 
 def get_optional_run(session: SessionDep, run: Annotated[str | None, Depends(_run_param)]) -> Run | None:
@@ -206,7 +214,8 @@ def get_clip_filter(
     pred: Annotated[str | None, Query(max_length=100, description="the predicted class")] = None,
     agreement: Annotated[Literal["agree", "disagree"] | None, Query(description="agree or disagree")] = None,
     flag: Annotated[FlagState | None, Query(description="any, none, or a flag reason")] = None,
-    finding: Annotated[int | None, Query(ge=1, description="only the clips of this finding (Issues page)")] = None,
+    finding: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the clips of this finding "
+                                                                  "(Issues page)")] = None,
     conf_min: Annotated[float | None, Query(ge=0, le=1)] = None,
     conf_max: Annotated[float | None, Query(ge=0, le=1)] = None,
     loss_min: Annotated[float | None, Query(ge=0)] = None,

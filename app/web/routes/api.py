@@ -13,13 +13,14 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from app.errors import EarmarkError, NotFound
+from app.limits import MAX_ID
 from app.store import datasets as datasets_store
 from app.store.runs import resolve_run, runs_of
 from app.web import views
-from app.web.deps import CacheDep, ClipDep, ClipFilterDep, PageNo, PerPage, RunDep, SessionDep, Split
+from app.web.deps import CacheDep, ClipDep, ClipFilterDep, DbId, PageNo, PerPage, RunDep, SessionDep, Split
 
 router = APIRouter(prefix="/api", tags=["read"])
-_IDS = re.compile(r"^\d{1,12}(,\d{1,12}){0,499}$")
+_IDS = re.compile(r"^[0-9]{1,10}(,[0-9]{1,10}){0,499}$")  # ASCII digits; each id also <= MAX_ID
 
 
 @router.get("/datasets", summary="Ready data sets with their class distribution and leakage")
@@ -29,7 +30,7 @@ def list_datasets(session: SessionDep, cache: CacheDep) -> list[dict]:
 
 
 @router.get("/datasets/{dataset_id}", summary="One data set, with its first 200 ingest rejects")
-def show_dataset(dataset_id: Annotated[int, Path(ge=1)], session: SessionDep, cache: CacheDep) -> dict:
+def show_dataset(dataset_id: DbId, session: SessionDep, cache: CacheDep) -> dict:
     """A data set's summary plus rejects."""
     ds = datasets_store.get_dataset(session, dataset_id)
     if ds is None or ds.status != "ready":
@@ -71,7 +72,7 @@ def list_clips_api(session: SessionDep, cache: CacheDep, run: RunDep, f: ClipFil
                    ) -> dict:
     """One page of clips (``ids`` bypasses the filters and returns those clips)."""
     if ids is not None:
-        if not _IDS.match(ids):
+        if not _IDS.match(ids) or max(int(i) for i in ids.split(",")) > MAX_ID:
             raise EarmarkError("ids must be up to 500 comma-separated clip ids", detail=f"got {ids[:80]!r}",
                                status=422)
         return views.clips_by_id(session, run, [int(i) for i in ids.split(",")])

@@ -15,7 +15,7 @@ from app.store.datasets import get_dataset
 from app.store.findings import finding_clip_ids, get_finding
 from app.store.flags import correctable_labels
 from app.web import urls
-from app.web.deps import RunDep, SessionDep, render
+from app.web.deps import IdQuery, RunDep, SessionDep, render
 from app.web.slice_views import colour_columns
 
 router = APIRouter()
@@ -31,7 +31,7 @@ def show_cloud(request: Request, session: SessionDep, run: RunDep,
                                            f"{', '.join(COLOR_BY)}, or meta.<column>, stat.<stat>, speaker")
                                 ] = "agreement",
                disagree: Annotated[bool, Query(description="show only the clips that disagree with their label")] = False,
-               finding: Annotated[int | None, Query(ge=1, description="highlight the clips of this finding")] = None):
+               finding: IdQuery = None):
     """The cloud page."""
     highlight, finding_title = None, None
     if finding is not None:

@@ -18,7 +18,7 @@ from app.errors import EarmarkError
 from app.pipeline import compare as cmp
 from app.store.runs import complete_run_choices
 from app.web import charts
-from app.web.deps import OptionalRunDep, SessionDep, render
+from app.web.deps import Offset, OptionalRunDep, SessionDep, render
 
 router = APIRouter()
 NAV = ("Compare", "/compare", 50)
@@ -70,7 +70,7 @@ def api_compare(session: SessionDep, a: RunQ = None, b: RunQ = None) -> dict:
 @router.get("/api/compare/changes", summary="Clips whose prediction changed between two runs")
 def api_compare_changes(session: SessionDep, a: RunQ = None, b: RunQ = None, kind: KindQ = "fixed",
                         split: SplitQ = None, limit: Annotated[int, Query(ge=1, le=5000)] = PAGE_SIZE,
-                        offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+                        offset: Offset = 0) -> dict:
     """``{total, clips: [...]}``, ordered by clip path; ``relabeled`` marks clips whose target changed."""
     run_a, run_b = cmp.pick_runs(session, a, b)
     clips, total = cmp.changed_clips(session, run_a, run_b, kind, split, limit=limit, offset=offset)

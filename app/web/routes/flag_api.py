@@ -13,9 +13,7 @@ keeps every flag a person wrote unless ``overwrite_people`` is true, and says ho
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -25,7 +23,7 @@ from app.pipeline.flags import flag_clips
 from app.store.clips import get_clip
 from app.store.findings import get_finding
 from app.store.flags import clear_flag, clip_datasets, correctable_labels, upsert_flag
-from app.web.deps import SessionDep
+from app.web.deps import DbId, IdField, SessionDep
 
 router = APIRouter(prefix="/api", tags=["flags"])
 
@@ -43,8 +41,8 @@ class FlagIn(BaseModel):
 class BulkFlagIn(FlagIn):
     """The same flag on many clips (a cloud selection, or all clips of an issue)."""
 
-    clip_ids: list[int] = Field(..., min_length=1, max_length=200_000)
-    finding_id: int | None = Field(None, ge=1)
+    clip_ids: list[IdField] = Field(..., min_length=1, max_length=200_000)
+    finding_id: IdField | None = None
     overwrite_people: bool = Field(False, description="also replace flags that people wrote (kept by default)")
     dry_run: bool = Field(False, description="only count what would be flagged, kept and replaced")
 
@@ -55,7 +53,7 @@ def _check(body: FlagIn, session: Session, dataset_id: int) -> FlagValues:
 
 
 @router.post("/clips/{clip_id}/flag", summary="Flag one clip (the last write wins)")
-def flag_clip(clip_id: Annotated[int, Path(ge=1)], body: FlagIn, session: SessionDep) -> dict:
+def flag_clip(clip_id: DbId, body: FlagIn, session: SessionDep) -> dict:
     """Set the clip's flag; returns the flag as written (never re-read, so a racing clear cannot fail it)."""
     clip = get_clip(session, clip_id)
     v = _check(body, session, clip.dataset_id)
@@ -65,7 +63,7 @@ def flag_clip(clip_id: Annotated[int, Path(ge=1)], body: FlagIn, session: Sessio
 
 
 @router.post("/clips/{clip_id}/flag/clear", summary="Remove a clip's flag")
-def clear_clip_flag(clip_id: Annotated[int, Path(ge=1)], session: SessionDep) -> dict:
+def clear_clip_flag(clip_id: DbId, session: SessionDep) -> dict:
     """Clear the flag; ``cleared`` says whether there was one."""
     get_clip(session, clip_id)
     cleared = clear_flag(session, clip_id)

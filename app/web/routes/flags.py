@@ -22,7 +22,7 @@ from app.pipeline.flag_files import ImportRejected
 from app.store.datasets import ready_datasets, resolve_dataset
 from app.store.flags import correctable_labels
 from app.store.models import Dataset
-from app.web.deps import OptionalRunDep, SessionDep, SettingsDep, render
+from app.web.deps import Offset, OptionalRunDep, SessionDep, SettingsDep, render
 
 router = APIRouter()
 NAV = ("Flags", "/flags", 40)
@@ -55,7 +55,7 @@ def show_flags(request: Request, session: SessionDep, run: OptionalRunDep, reaso
 @router.get("/api/flags", summary="The flags queue as JSON")
 def api_flags(session: SessionDep, reason: ReasonQ = None, dataset: DatasetQ = None,
               limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-              offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+              offset: Offset = 0) -> dict:
     """Flags, newest change first: ``{total, counts, flags: [...]}`` (``total`` after the reason filter)."""
     ds = _dataset(session, dataset)
     ref = ds.id if ds else None

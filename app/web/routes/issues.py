@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from app.store import findings as findings_store
-from app.web.deps import FindingDep, OptionalRunDep, RunDep, SessionDep, render
+from app.web.deps import FindingDep, IdField, Offset, OptionalRunDep, RunDep, SessionDep, render
 from app.web.views import finding_dict
 
 router = APIRouter()
@@ -30,7 +30,7 @@ KIND_WORDS = {"cutoff": "cut-off", "label": "label issues", "cluster": "error cl
 class FlagFindingIn(BaseModel):
     """Which of the finding's clips to flag (all when absent), and who flags them."""
 
-    clip_ids: list[int] | None = Field(None, max_length=200_000, description="only these clips of the finding")
+    clip_ids: list[IdField] | None = Field(None, max_length=200_000, description="only these clips of the finding")
     author: str | None = Field(None, max_length=100, description="recorded on the flags; default 'auto'")
     overwrite_people: bool = Field(False, description="also replace flags that people wrote (kept by default)")
     dry_run: bool = Field(False, description="only count what would be flagged, kept and replaced")
@@ -58,7 +58,7 @@ def list_findings(session: SessionDep, run: RunDep) -> dict:
 @router.get("/api/findings/{fid}", summary="One finding and its clips")
 def show_finding(f: FindingDep, session: SessionDep,
                  limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+                 offset: Offset = 0) -> dict:
     """The finding with ``clips``: its clips, worst first (``limit``/``offset`` page through them)."""
     return {**finding_dict(f), "clips": findings_store.finding_clips(session, f, limit, offset)}
 

@@ -1,0 +1,84 @@
+"""The input limits every door shares: the web, the CLI and the file imports.
+
+- ``MAX_ID``: the largest row id earmark accepts anywhere (2^31 - 1, PostgreSQL's ``integer``; SQLite
+  takes 2^63 - 1, so the smaller range is the one both databases can answer).
+- ``parse_id(text)``: a row id from text, with a strict ASCII-digit check (``'²'.isdigit()`` is true
+  and ``int('²')`` fails), or ``None`` when the text is not one.
+- ``check_text(value, what)``: free text a person typed or a file holds must hold no NUL (PostgreSQL
+  refuses it) and no lone surrogate (no database can encode it), and stay under a length cap.
+- ``json_depth(data)`` / ``check_json(data)``: the nesting depth of a JSON document, measured without
+  parsing it (Python's parser recurses: 100k nested arrays are a ``RecursionError``), and the check
+  that refuses one nested deeper than ``MAX_JSON_DEPTH``.
+
+Each raises ``app.errors.EarmarkError`` (422 or 400) naming the problem; nothing here touches a store.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from app.errors import EarmarkError
+
+MAX_ID = 2**31 - 1
+MAX_JSON_DEPTH = 64
+_ASCII_ID = re.compile(r"[0-9]{1,10}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_JSON_ESCAPE = re.compile(rb"\\.", re.S)
+_JSON_STRING = re.compile(rb'"[^"]*"')
+
+
+def is_id_text(text: str) -> bool:
+    """Whether ``text`` is written as a row id: ASCII digits only (a name otherwise)."""
+    return text.isascii() and text.isdigit()
+
+
+def parse_id(text: str | int, what: str = "id") -> int | None:
+    """``text`` as a row id in ``1..MAX_ID``; ``None`` when it is not all ASCII digits.
+
+    All-digit text beyond the range raises ``EarmarkError`` (404: no such row can exist)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    elif isinstance(text, str) and is_id_text(text.strip()):
+        digits = text.strip()
+        value = int(digits) if _ASCII_ID.fullmatch(digits) else MAX_ID + 1
+    else:
+        return None
+    if not 1 <= value <= MAX_ID:
+        raise EarmarkError(f"no {what} {str(text)[:40]}", detail=f"ids run from 1 to {MAX_ID:,}", status=404)
+    return value
+
+
+def check_text(value: str, what: str, max_length: int | None = None) -> str:
+    """``value`` unchanged, or an ``EarmarkError`` (422) for a NUL, a lone surrogate or too many characters."""
+    if "\x00" in value:
+        raise EarmarkError(f"the {what} contains a NUL character", hint="remove it and try again", status=422)
+    if _SURROGATE.search(value):
+        raise EarmarkError(f"the {what} is not valid Unicode (a lone surrogate)", hint="remove it and try again",
+                           status=422)
+    if max_length is not None and len(value) > max_length:
+        raise EarmarkError(f"the {what} is longer than {max_length:,} characters ({len(value):,})",
+                           hint="shorten it", status=422)
+    return value
+
+
+def json_depth(data: bytes | str) -> int:
+    """The deepest nesting of arrays and objects in a JSON document (strings ignored), in linear time."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return raw.count(b"[") + raw.count(b"{")
+    raw = _JSON_STRING.sub(b'""', _JSON_ESCAPE.sub(b"", raw))
+    codes = np.frombuffer(raw, dtype=np.uint8)
+    steps = np.zeros(len(codes), dtype=np.int32)
+    steps[(codes == ord("[")) | (codes == ord("{"))] = 1
+    steps[(codes == ord("]")) | (codes == ord("}"))] = -1
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def check_json(data: bytes | str, what: str = "the JSON body") -> None:
+    """Refuse (400) a JSON document nested deeper than ``MAX_JSON_DEPTH`` before anything parses it."""
+    depth = json_depth(data)
+    if depth > MAX_JSON_DEPTH:
+        raise EarmarkError(f"{what} is nested too deeply ({depth:,} levels; at most {MAX_JSON_DEPTH})",
+                           hint="send a flat document", status=400)
