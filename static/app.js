@@ -253,7 +253,30 @@
     if (row) focusRow(rows().indexOf(row));
   });
 
+  /* The run picker keeps the page's state: every query parameter (split, normalisation, filters, sort,
+   * page) and the scroll position; only what belongs to one run goes (a finding, compare's a and b). */
+  const SCROLL_KEY = "earmark.scroll";
+  const RUN_BOUND = ["finding", "a", "b"];
+  function wireRunPicker() {
+    const sel = document.getElementById("run-picker");
+    if (!sel) return;
+    sel.addEventListener("change", () => {
+      const u = new URL(window.location.href);
+      RUN_BOUND.forEach((k) => u.searchParams.delete(k));
+      u.searchParams.set("run", sel.value);
+      try { sessionStorage.setItem(SCROLL_KEY, JSON.stringify({ path: u.pathname, y: window.scrollY })); } catch (e) { /* private mode */ }
+      window.location.href = u.toString();
+    });
+  }
+  function restoreScroll() {
+    let saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(SCROLL_KEY) || "null"); sessionStorage.removeItem(SCROLL_KEY); } catch (e) { return; }
+    if (saved && saved.path === window.location.pathname && saved.y > 0) window.scrollTo(0, saved.y);
+  }
+  window.addEventListener("load", restoreScroll);
+
   document.addEventListener("DOMContentLoaded", () => {
+    wireRunPicker();
     const input = document.getElementById("author-name");
     if (input) {
       try { input.value = localStorage.getItem(AUTHOR_KEY) || ""; } catch (e) { /* private mode */ }

@@ -236,6 +236,7 @@
   document.getElementById("color-by").addEventListener("change", async (ev) => {
     cfg.color = ev.target.value;
     syncUrl();
+    if (!cols) return;  // still loading: load() draws with this colour
     if (isColumn(cfg.color)) {
       try { await loadColumn(cfg.color); } catch (e) { earmark.toast(e.message, true); return; }
     }

@@ -2,6 +2,14 @@
  * sort the per-class table by a click on a heading (numbers: rows without a value go last). */
 (function () {
   "use strict";
+  // the two pickers never name the same run: the run picked in one is disabled in the other
+  const pickA = document.getElementById("pick-a"), pickB = document.getElementById("pick-b");
+  function exclude() {
+    [[pickA, pickB], [pickB, pickA]].forEach(([mine, other]) => Array.from(other.options).forEach((o) => {
+      if (o.value) o.disabled = o.value === mine.value;
+    }));
+  }
+  if (pickA && pickB) { exclude(); pickA.addEventListener("change", exclude); pickB.addEventListener("change", exclude); }
   const data = document.getElementById("cm-diff-data");
   const el = document.getElementById("cm-diff");
   if (data && el && window.Plotly) {

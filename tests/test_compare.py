@@ -164,7 +164,9 @@ def test_compare_page_shows_everything(store, tmp_path):
     html = client.get("/compare", params={"a": fa.run_id, "b": fb.run_id, "kind": "broke", "split": "test"}).text
     shown = {int(x) for x in re.findall(r'<tr data-clip="(\d+)"', html)}
     assert shown == set(want["broke"]) and all(f'data-play="{c}"' in html for c in shown)
-    assert client.get("/compare", params={"a": fa.run_id, "b": 999}).status_code == 404
+    missing = client.get("/compare", params={"a": fa.run_id, "b": 999})  # the message, and the pickers
+    assert missing.status_code == 200 and 'id="compare-problem"' in missing.text and "999" in missing.text
+    assert client.get("/api/compare", params={"a": fa.run_id, "b": 999}).status_code == 404
     assert client.get("/compare", params={"kind": "lost"}).status_code == 422
     swapped = client.get("/compare", params={"a": fb.run_id, "b": fa.run_id})
     assert swapped.status_code == 200

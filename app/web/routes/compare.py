@@ -33,15 +33,14 @@ def show_compare(request: Request, session: SessionDep, current: OptionalRunDep,
                  split: SplitQ = None, kind: KindQ = "fixed", page: Annotated[int, Query(ge=1, le=100_000)] = 1):
     """The compare page (see the module doc for the defaults)."""
     runs = complete_run_choices(session)
-    explicit = bool(a or b)
     if not b and not a and current is not None and current.status == "complete":
         b = str(current.id)
     try:
         run_a, run_b = cmp.pick_runs(session, a, b)
-    except EarmarkError as exc:
-        if explicit:
-            raise
-        return render(request, "compare.html", run=current, problem=exc, complete_runs=runs, result=None)
+    except EarmarkError as exc:  # never a dead end: the message, with both pickers on two different runs
+        sel_a, sel_b = _suggest_pair(runs, a, b or (current.id if current is not None else None))
+        return render(request, "compare.html", run=current, problem=exc, complete_runs=runs, result=None,
+                      sel_a=sel_a, sel_b=sel_b)
     result = cmp.compare_runs(session, run_a, run_b)
     splits = list(result["splits"])
     if split is None or split not in result["splits"]:
@@ -56,7 +55,21 @@ def show_compare(request: Request, session: SessionDep, current: OptionalRunDep,
                                           new_classes) if sp else None
     return render(request, "compare.html", run=run_b, run_a=run_a, run_b=run_b, result=result, split=split,
                   sp=sp, kind=kind, changes=changes, total=total, page=page, pages=pages, figure=figure,
-                  complete_runs=runs, problem=None)
+                  complete_runs=runs, problem=None, sel_a=run_a.id, sel_b=run_b.id)
+
+
+def _suggest_pair(runs: list[dict], a: str | None, b: str | int | None) -> tuple[int | None, int | None]:
+    """Two different complete runs to preselect when the asked-for pair cannot be compared: ``b`` as asked
+    (else the newest run), ``a`` as asked when it differs, else the newest other run of ``b``'s data set."""
+    by_id = {str(r["id"]): r for r in runs}
+    rb = by_id.get(str(b)) if b is not None else None
+    rb = rb or (runs[0] if runs else None)
+    if rb is None:
+        return None, None
+    ra = by_id.get(str(a)) if a else None
+    if ra is None or ra["id"] == rb["id"]:
+        ra = next((r for r in runs if r["id"] != rb["id"] and r["dataset"] == rb["dataset"]), None)
+    return (ra["id"] if ra else None), rb["id"]
 
 
 @router.get("/api/compare", summary="Compare two runs (every split) as JSON")

@@ -1,0 +1,141 @@
+"""Flow in a real Chromium (issue 15): the run picker keeps the page's state, Compare never dead-ends,
+lists reached from a finding keep it, and a bulk flag on Issues refreshes the table's flag column."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from app.config import Settings
+from app.store.db import open_store
+from app.store.flags import upsert_flag
+from app.store.models import Clip, Dataset, Finding, FindingClip
+from tests.browser.conftest import serve_in_thread, wait_for_js
+from tests.factories import make_run
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """Two complete runs of one 120-clip data set; run 2 has a mislabel finding of 12 clips, the first
+    of which carries a person's flag."""
+    root = tmp_path_factory.mktemp("flow")
+    settings = Settings(data_dir=root / "earmark-data")
+    store = open_store(settings)
+    with store.sessions() as s:
+        fx1 = make_run(s, root / "audio", n_clips=120, name="first")
+        ds = s.get(Dataset, fx1.dataset_id)
+        fx2 = make_run(s, root / "audio", name="second", seed=1, dataset=(ds, fx1.clip_ids))
+        ids = list(s.scalars(select(Clip.id).where(Clip.dataset_id == ds.id).order_by(Clip.id)))
+        members = ids[3:75:6]  # 12 clips spread over the data set
+        f = Finding(run_id=fx2.run_id, kind="label", rank=1, score=3.5, title="likely mislabeled",
+                    description="d", reason="mislabeled", n_clips=len(members))
+        s.add(f)
+        s.flush()
+        s.add_all([FindingClip(finding_id=f.id, clip_id=c, score=1.0 - i / 100, suggested_label="go")
+                   for i, c in enumerate(members)])
+        upsert_flag(s, members[0], "cutoff", None, note="I listened", author="ana")
+        s.commit()
+        fid = f.id
+    with serve_in_thread(settings) as base:
+        yield base, fx1.run_id, fx2.run_id, fid, members
+    store.engine.dispose()
+
+
+def _query(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query)
+
+
+def test_run_picker_keeps_filters_sort_page_and_scroll(site, page):
+    base, r1, r2, fid, _ = site
+    page.goto(f"{base}/clips?run={r2}&split=train&sort=id&agreement=agree&page=2&per_page=20",
+              wait_until="networkidle")
+    page.evaluate("window.scrollTo(0, 200)")
+    y = page.evaluate("window.scrollY")
+    assert y >= 200
+    page.select_option("#run-picker", str(r1))
+    page.wait_for_url(lambda u: f"run={r1}" in u)
+    page.wait_for_load_state("load")
+    q = _query(page.url)
+    assert q["run"] == [str(r1)] and q["split"] == ["train"] and q["sort"] == ["id"]
+    assert q["agreement"] == ["agree"] and q["page"] == ["2"] and q["per_page"] == ["20"]
+    assert page.eval_on_selector("#clip-filters select[name=split]", "s => s.value") == "train"
+    assert page.eval_on_selector("#clip-filters select[name=sort]", "s => s.value") == "id"
+    wait_for_js(page, f"Math.abs(window.scrollY - {y}) < 5", timeout=5_000)
+    # the confusion matrix keeps its split and normalisation; the cloud its colouring, changed in place
+    page.goto(f"{base}/confusion?run={r1}&split=validation&norm=row", wait_until="networkidle")
+    page.select_option("#run-picker", str(r2))
+    page.wait_for_url(lambda u: f"run={r2}" in u)
+    assert _query(page.url) == {"run": [str(r2)], "split": ["validation"], "norm": ["row"]}
+    page.goto(f"{base}/cloud?run={r2}&finding={fid}", wait_until="networkidle")
+    page.select_option("#color-by", "label")
+    page.select_option("#run-picker", str(r1))
+    page.wait_for_url(lambda u: f"run={r1}" in u)
+    assert _query(page.url) == {"run": [str(r1)], "color": ["label"]}  # a finding belongs to one run
+    assert page.errors == []
+
+
+def test_compare_offers_choices_instead_of_a_dead_end(site, page):
+    base, r1, r2, _, _ = site
+    # the older run has no earlier run: the page says so and preselects two different runs
+    resp = page.goto(f"{base}/compare?run={r1}", wait_until="networkidle")
+    assert resp.status == 200
+    assert "no earlier complete run" in page.inner_text("#compare-problem")
+    a, b = page.eval_on_selector("#pick-a", "s => s.value"), page.eval_on_selector("#pick-b", "s => s.value")
+    assert {a, b} == {str(r1), str(r2)}
+    page.click("form.pickers button[type=submit]")
+    page.wait_for_selector("#per-class")
+    # the same run twice: a clear message on the page (not raw validation), pickers on two runs
+    resp = page.goto(f"{base}/compare?a={r2}&b={r2}", wait_until="networkidle")
+    assert resp.status == 200  # the page, with the form to fix it (the JSON API still answers 422)
+    assert "compared with itself" in page.inner_text("#compare-problem")
+    assert "pick two different runs" in page.inner_text("#compare-problem")
+    a, b = page.eval_on_selector("#pick-a", "s => s.value"), page.eval_on_selector("#pick-b", "s => s.value")
+    assert a == str(r1) and b == str(r2)
+    # the run chosen in one picker cannot be chosen in the other
+    assert page.eval_on_selector(f"#pick-a option[value='{r2}']", "o => o.disabled")
+    assert page.eval_on_selector(f"#pick-b option[value='{r1}']", "o => o.disabled")
+    assert page.errors == []
+
+
+def test_clips_reached_from_a_finding_keep_it(site, page):
+    base, _, r2, fid, members = site
+    page.goto(f"{base}/issues?run={r2}", wait_until="networkidle")
+    page.click(f"#finding-{fid} details summary")
+    links = page.eval_on_selector_all(f"#finding-{fid} td.path a", "els => els.map(e => e.href)")
+    assert len(links) == len(members) and all(_query(u)["finding"] == [str(fid)] for u in links)
+    page.goto(links[0], wait_until="networkidle")
+    assert "of 12 in" in page.inner_text(".clip-head")  # the finding's list, not all 120 clips
+    page.click(".clip-head a[href*='/clips?']")  # its list, then its first clip
+    page.click("tr[data-clip] td a")
+    page.wait_for_selector("[data-current-clip]")
+    assert "1 of 12 in" in page.inner_text(".clip-head")
+    seen = [int(page.get_attribute("[data-current-clip]", "data-current-clip"))]
+    for _ in range(len(members) - 1):  # j walks the finding's clips, and only those
+        page.keyboard.press("j")
+        page.wait_for_url(lambda u, last=seen[-1]: f"/clips/{last}?" not in u)
+        page.wait_for_load_state("domcontentloaded")
+        assert _query(page.url)["finding"] == [str(fid)]
+        seen.append(int(page.get_attribute("[data-current-clip]", "data-current-clip")))
+    assert sorted(seen) == sorted(members)
+    assert page.errors == []
+
+
+def test_issues_bulk_flag_refreshes_the_flag_column(site, page):
+    base, _, r2, fid, members = site
+    page.on("dialog", lambda d: d.accept() if d.message.startswith("Flag") else d.dismiss())
+    page.goto(f"{base}/issues?run={r2}", wait_until="networkidle")
+    page.click(f"#finding-{fid} details summary")
+    for c in members[:3]:
+        page.check(f"#finding-{fid} input.pick[value='{c}']")
+    page.click(f"#finding-{fid} button.flag-selected")
+    for c in members[1:3]:
+        page.wait_for_selector(f"#finding-{fid} [data-flag-cell='{c}'] .badge.flag-mislabeled")
+        assert page.inner_text(f"#finding-{fid} [data-flag-cell='{c}']").strip() == "mislabeled → go"
+    # the person's flag was kept, and the column still shows it
+    assert page.inner_text(f"#finding-{fid} [data-flag-cell='{members[0]}']").strip() == "cutoff"
+    assert page.inner_text(f"#finding-{fid} [data-flag-cell='{members[3]}']").strip() == ""
+    assert page.errors == []
