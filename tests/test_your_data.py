@@ -120,6 +120,14 @@ def test_fsdd_ingests_through_the_pattern_with_speaker_metadata_and_reuses_every
     assert again.run_id == res.run_id and set(again.steps.values()) == {"reused"}
     with sqlite_store.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Run)) == 1
+    from app.cli import app  # the command line too: one line per step, all reused, no server with --no-serve
+
+    env = {"EARMARK_DATA_DIR": str(sqlite_store.settings.data_dir), "EARMARK_DATABASE_URL": sqlite_store.url,
+           "COLUMNS": "300"}
+    out = CliRunner().invoke(app, ["open", str(root), "--name-pattern", FSDD_PATTERN, "--epochs", "1", "--no-serve"],
+                             env=env)
+    assert out.exit_code == 0, out.output
+    assert "ingest reused, train reused, infer reused, project reused, analyze reused" in out.output
 
 
 def test_cli_ingest_without_a_pattern_names_the_option(sqlite_store):
