@@ -141,7 +141,15 @@
     toast("flag cleared on clip " + clipId);
   }
 
+  /* a clip's flag shown everywhere the page has it: badges, and the clip's flag form (reason, label, note) */
   function showFlag(clipId, flag) {
+    document.querySelectorAll('form.flag-form[data-clip="' + clipId + '"]').forEach((form) => {
+      form.querySelectorAll("input[name=reason]").forEach((r) => { r.checked = !!flag && r.value === flag.reason; });
+      const sel = form.querySelector("select[name=corrected_label]");
+      if (sel) sel.value = flag && flag.corrected_label ? flag.corrected_label : "";
+      const note = form.querySelector("input[name=note]");
+      if (note) note.value = flag && flag.note ? flag.note : "";
+    });
     document.querySelectorAll('[data-flag-cell="' + clipId + '"]').forEach((cell) => {
       cell.textContent = "";
       if (!flag) return;
@@ -166,14 +174,75 @@
     try { return el ? JSON.parse(el.textContent) : []; } catch (e) { return []; }
   }
 
-  function askLabel(current) {
+  /* The label picker (m): an in-page dialog over the correctable labels, searched case-insensitively,
+   * pre-filled with the suggested label so one key (Enter) accepts it. Resolves to a label or null. */
+  function matchLabels(known, text) {
+    const q = text.trim().toLowerCase();
+    if (!q) return known.slice();
+    const starts = known.filter((l) => l.toLowerCase().startsWith(q));
+    return starts.concat(known.filter((l) => starts.indexOf(l) < 0 && l.toLowerCase().indexOf(q) >= 0));
+  }
+  function askLabel(suggested, title) {
     const known = labels();
-    const answer = window.prompt("Correct label" + (known.length ? " (one of: " + known.join(", ") + ")" : ""), current || "");
-    if (answer === null) return null;
-    const v = answer.trim();
-    if (!v) return null;
-    if (known.length && known.indexOf(v) < 0) { toast("unknown label: " + v, true); return null; }
-    return v;
+    return new Promise((resolve) => {
+      const dlg = document.createElement("dialog");
+      dlg.id = "label-picker";
+      dlg.className = "label-picker";
+      dlg.innerHTML = "<form method='dialog'><h3></h3><input type='text' class='lp-search' autocomplete='off' spellcheck='false' " +
+        "aria-label='search the labels' placeholder='type to search the labels'><ul class='lp-list' role='listbox'></ul>" +
+        "<p class='muted small'><kbd>Enter</kbd> accept · <kbd>↑</kbd>/<kbd>↓</kbd> choose · <kbd>Esc</kbd> cancel</p></form>";
+      dlg.querySelector("h3").textContent = title || "Correct label";
+      const input = dlg.querySelector("input"), list = dlg.querySelector("ul");
+      let shown = [], active = 0, done = false;
+      function finish(value) {
+        if (done) return;
+        done = true;
+        dlg.close();
+        dlg.remove();
+        resolve(value);
+      }
+      function render() {
+        shown = matchLabels(known, input.value);
+        active = Math.max(0, Math.min(active, shown.length - 1));
+        list.innerHTML = "";
+        shown.forEach((l, i) => {
+          const li = document.createElement("li");
+          li.setAttribute("role", "option");
+          li.dataset.label = l;
+          li.textContent = l + (l === suggested ? "  (suggested)" : "");
+          if (i === active) { li.className = "active"; li.setAttribute("aria-selected", "true"); }
+          li.addEventListener("mousedown", (ev) => { ev.preventDefault(); finish(l); });
+          list.appendChild(li);
+        });
+        if (!shown.length) { const li = document.createElement("li"); li.className = "muted"; li.textContent = "no label matches"; list.appendChild(li); }
+        const a = list.querySelector("li.active");
+        if (a) a.scrollIntoView({ block: "nearest" });
+      }
+      input.addEventListener("input", () => { active = 0; render(); });
+      input.addEventListener("keydown", (ev) => {
+        if (ev.key === "ArrowDown" || ev.key === "ArrowUp") { active += ev.key === "ArrowDown" ? 1 : -1; render(); ev.preventDefault(); }
+        else if (ev.key === "Enter") {
+          ev.preventDefault();
+          if (shown.length) finish(shown[active]); else toast("no label matches " + input.value.trim(), true);
+        }
+      });
+      dlg.addEventListener("cancel", (ev) => { ev.preventDefault(); finish(null); });
+      dlg.addEventListener("click", (ev) => { if (ev.target === dlg) finish(null); });  // a click outside the box
+      document.body.appendChild(dlg);
+      input.value = suggested && known.indexOf(suggested) >= 0 ? suggested : "";
+      render();
+      dlg.showModal();
+      input.focus();
+      input.select();  // typing replaces the suggestion
+    });
+  }
+
+  /* the label a correction starts from: the clip page's suggestion, or a disagreeing row's prediction */
+  function suggestedFor(clipId) {
+    const page = document.querySelector("[data-current-clip]");
+    if (page && page.dataset.currentClip === String(clipId)) return page.dataset.suggested || "";
+    const row = document.querySelector('tr[data-clip="' + clipId + '"]');
+    return row ? row.dataset.suggested || "" : "";
   }
 
   /* keyboard: the list (rows) or the clip page (one clip) */
@@ -204,10 +273,19 @@
     focusRow(cursor + delta);
   }
 
+  /* a field the user types into: the shortcuts stay out of its way (a checkbox, a radio, a button or
+   * the audio player do not count: the keys keep working there) */
+  const NOT_TYPED = /^(checkbox|radio|button|submit|reset|range|color|file|image)$/;
+  function typing(t) {
+    if (!t || !t.tagName) return false;
+    if (t.isContentEditable || t.tagName === "TEXTAREA" || t.tagName === "SELECT") return true;
+    return t.tagName === "INPUT" && !NOT_TYPED.test((t.type || "text").toLowerCase());
+  }
+
   function onKey(ev) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const t = ev.target;
-    if (t && (t.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName))) return;
+    if (typing(t) || document.querySelector("dialog[open]")) return;
     const hasClips = document.querySelector("[data-current-clip]") || rows().length;
     if (!hasClips) return;
     const k = ev.key;
@@ -220,8 +298,9 @@
     else if (k === "c") { const id = currentClip(); if (id) setFlag(id, vocab().shortcuts.c).catch((e) => toast(e.message, true)); }
     else if (k === "m") {
       const id = currentClip(); if (!id) return;
-      const label = askLabel("");
-      if (label) setFlag(id, vocab().shortcuts.m, label).catch((e) => toast(e.message, true));
+      askLabel(suggestedFor(id), "Correct label of clip #" + id).then((label) => {
+        if (label) return setFlag(id, vocab().shortcuts.m, label);
+      }).catch((e) => toast(e.message, true));
     }
     else if (k === "x") { const id = currentClip(); if (id) clearFlag(id).catch((e) => toast(e.message, true)); }
     else return;
@@ -241,7 +320,7 @@
       });
       const clear = form.querySelector(".clear-flag");
       if (clear) clear.addEventListener("click", () => {
-        clearFlag(form.dataset.clip).then(() => form.reset()).catch((e) => toast(e.message, true));
+        clearFlag(form.dataset.clip).catch((e) => toast(e.message, true));
       });
     });
   }

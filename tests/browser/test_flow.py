@@ -139,3 +139,54 @@ def test_issues_bulk_flag_refreshes_the_flag_column(site, page):
     assert page.inner_text(f"#finding-{fid} [data-flag-cell='{members[0]}']").strip() == "cutoff"
     assert page.inner_text(f"#finding-{fid} [data-flag-cell='{members[3]}']").strip() == ""
     assert page.errors == []
+
+
+def test_label_picker_and_keys_update_the_form(site, page):
+    base, _, r2, _, _ = site
+    clips = page.request.get(f"{base}/api/clips?run={r2}&agreement=disagree&flag=none&cutoff_max=0.2&per_page=10").json()["items"]
+    c = clips[0]
+    page.goto(f"{base}/clips/{c['id']}?run={r2}", wait_until="networkidle")
+    form = f"form.flag-form[data-clip='{c['id']}']"
+    # m: a searchable picker, pre-filled with the suggestion (here the prediction); Enter accepts it
+    page.keyboard.press("m")
+    page.wait_for_selector("dialog#label-picker[open]")
+    assert page.input_value("#label-picker input") == c["pred"]
+    assert page.inner_text("#label-picker li.active").startswith(c["pred"])
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"[data-flag-cell='{c['id']}'] .badge.flag-mislabeled")
+    assert page.inner_text(f"[data-flag-cell='{c['id']}']").strip() == f"mislabeled → {c['pred']}"
+    assert page.is_checked(f"{form} input[value=mislabeled]")
+    assert page.input_value(f"{form} select[name=corrected_label]") == c["pred"]
+    # the search is case-insensitive: typing replaces the suggestion
+    other = next(lbl for lbl in page.evaluate("earmark.labels()") if lbl not in (c["pred"], c["target"]))
+    page.keyboard.press("m")
+    page.wait_for_selector("dialog#label-picker[open]")
+    page.keyboard.type(other.upper())
+    assert page.inner_text("#label-picker li.active").startswith(other)
+    page.keyboard.press("Enter")
+    wait_for_js(page, f"document.querySelector(\"{form} select[name=corrected_label]\").value === '{other}'")
+    assert page.inner_text(f"[data-flag-cell='{c['id']}']").strip() == f"mislabeled → {other}"
+    # Escape cancels and writes nothing
+    page.keyboard.press("m")
+    page.wait_for_selector("dialog#label-picker[open]")
+    page.keyboard.press("Escape")
+    wait_for_js(page, "!document.querySelector('dialog#label-picker')")
+    # c with the audio player focused: the keys still work, and the form follows
+    page.focus("#clip-audio")
+    page.keyboard.press("c")
+    page.wait_for_selector(f"[data-flag-cell='{c['id']}'] .badge.flag-cutoff")
+    assert page.is_checked(f"{form} input[value=cutoff]")
+    assert page.input_value(f"{form} select[name=corrected_label]") == ""
+    page.focus("#clip-audio")
+    page.keyboard.press("x")
+    wait_for_js(page, f"!document.querySelector(\"[data-flag-cell='{c['id']}'] .badge\")")
+    assert not page.is_checked(f"{form} input[value=cutoff]")
+    # typing in the note field is typing, not shortcuts
+    page.fill(f"{form} input[name=note]", "")
+    page.focus(f"{form} input[name=note]")
+    page.keyboard.type("jkcx")
+    assert page.input_value(f"{form} input[name=note]") == "jkcx" and f"/clips/{c['id']}?" in page.url
+    assert page.inner_text(f"[data-flag-cell='{c['id']}']").strip() == ""
+    flag = page.request.get(f"{base}/api/clips/{c['id']}?run={r2}").json()["flag"]
+    assert flag is None
+    assert page.errors == []

@@ -130,8 +130,10 @@ def test_keyboard_flag_survives_a_reload(live_site, page):
     page.wait_for_selector(f"[data-flag-cell='{second}'] .badge")
     page.keyboard.press("j")
     third = page.locator("tr.current").get_attribute("data-clip")
-    page.once("dialog", lambda d: d.accept("go"))
-    page.keyboard.press("m")
+    page.keyboard.press("m")  # the label picker: search "go", Enter takes the first match
+    page.wait_for_selector("dialog#label-picker[open]")
+    page.keyboard.type("go")
+    page.keyboard.press("Enter")
     page.wait_for_selector(f"[data-flag-cell='{third}'] .badge")
     page.reload(wait_until="networkidle")
     assert page.inner_text(f"[data-flag-cell='{second}']").strip() == "cutoff"
