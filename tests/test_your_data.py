@@ -152,3 +152,13 @@ def test_a_pattern_that_matches_no_file_ingests_nothing(sqlite_store, pattern):
     assert "matches no file" in err.value.title
     with sqlite_store.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Dataset)) == 0
+
+
+def test_arabic_keyword_folders_alone_get_speakers_and_a_speaker_disjoint_split(sqlite_store):
+    root = _need(ARABIC) / "dataset"  # the folder per keyword, without the authors' CSVs
+    rep = ingest(sqlite_store, root)
+    assert rep.layout == "folders" and rep.n_clips == 4800 and rep.n_speakers == 30  # was 0 speakers
+    assert rep.speaker_leakage == "checked" and any("every file matched" in n for n in rep.notes)
+    _, speakers, _ = _by_split(sqlite_store, rep.dataset_id)
+    assert all(len(splits) == 1 for splits in speakers.values())  # was: every speaker in every split
+    assert not rep.leakage["counts"]["speakers_in_several_splits"]
