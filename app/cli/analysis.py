@@ -9,6 +9,7 @@ from rich.table import Table
 
 from app.cli import app
 from app.cli.common import console, progress_bar, store, user_errors
+from app.limits import MAX_ID
 
 
 @contextmanager
@@ -76,7 +77,8 @@ def analyze(
 
 @app.command("flag-finding")
 def flag_finding_cmd(
-    finding: int = typer.Argument(None, help="Finding id (see `earmark analyze` or the Issues page)."),
+    finding: int = typer.Argument(None, min=1, max=MAX_ID, help="Finding id (see `earmark analyze` or the Issues "
+                                  "page)."),
     run: str = typer.Option(None, "--run", "-r", help="With --top: run id or name, or 'latest'. Default: none."),
     top: str = typer.Option(None, help="With --run: flag the best-ranked finding of this kind "
                             "(cutoff, label, cluster, duplicate, outlier). Default: none."),

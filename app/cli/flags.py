@@ -12,6 +12,7 @@ from app.cli import app
 from app.cli.common import console, err_console, progress_bar, settings, user_errors
 from app.errors import EarmarkError
 from app.flags import POLICIES, REASONS
+from app.limits import MAX_ID
 
 
 def _sessions():
@@ -25,7 +26,7 @@ def list_flags_cmd(
     dataset: str = typer.Option(None, "--dataset", "-d", help="Data set id or name. Default: every data set."),
     reason: str = typer.Option(None, "--reason", "-r",
                                help=f"Only this reason: {', '.join(REASONS)}. Default: all."),
-    limit: int = typer.Option(50, "--limit", "-n", help="Show at most this many flags (newest first). Default: 50."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=MAX_ID, help="Show at most this many flags (newest first). Default: 50."),
 ) -> None:
     """List the flags queue, newest change first, with the counts per reason."""
     from app.pipeline.flags import count_flags, list_flags
@@ -135,7 +136,7 @@ def compare_cmd(
                                        "previous complete run of its data set."),
     b: str = typer.Argument(None, help="Newer run (id, name or latest). Default: the newest complete run."),
     split: str = typer.Option("test", "--split", "-s", help="Split for the per-class table. Default: test."),
-    show: int = typer.Option(10, "--show", help="List this many fixed and broken clips. Default: 10."),
+    show: int = typer.Option(10, "--show", min=0, max=MAX_ID, help="List this many fixed and broken clips. Default: 10."),
 ) -> None:
     """Compare two runs of one data set: accuracy, same-target vs relabeled clips, per class, changed clips."""
     from app.pipeline.compare import changed_clips, compare_runs, pick_runs

@@ -25,6 +25,7 @@ import numpy as np
 
 from app.errors import EarmarkError
 from app.flags import CUTOFF
+from app.limits import check_text
 from app.pipeline.common import Progress, no_progress
 from app.run_files import RunFile, from_arrays, map_classes, match_keys, read_run_file, write_parquet
 from app.store.clips import load_clips
@@ -108,6 +109,7 @@ def import_run(store: Store, source: str | os.PathLike | RunFile, dataset: str |
     t0 = time.perf_counter()
     if not name or not str(name).strip():
         raise EarmarkError("the run needs a name", hint="give `--name NAME`")
+    check_text(str(name), "run name", 200)
     progress("reading", 0, 1)
     rf = _run_file(source, classes, logits, model)
     t_read = time.perf_counter()

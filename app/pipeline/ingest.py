@@ -29,6 +29,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, EarmarkError
+from app.limits import check_text
 from app.pipeline.common import Progress, no_progress
 from app.pipeline.ingest_plan import IngestOptions, PlannedIngest, fingerprint, plan_ingest
 from app.pipeline.ingest_report import IngestReport, build_report, leakage_report
@@ -275,6 +276,7 @@ def _check_name(name: str) -> str:
     """A data set name users can type back: not empty, not a number or 'latest', no control characters."""
     if not name:
         raise EarmarkError("the data set name is empty", hint="pass --name NAME", status=422)
+    check_text(name, "data set name", 200)  # no NUL, no lone surrogate (a non-UTF-8 folder name)
     if len(name) > 200 or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         raise EarmarkError("the data set name is too long or holds control characters", detail=repr(name[:80]),
                            hint="pass a short --name NAME", status=422)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.errors import Conflict, EarmarkError
 from app.flags import plan_labels
+from app.limits import check_text
 from app.pipeline.common import Progress
 from app.pipeline.run_spec import RunSpec, record
 from app.pipeline.window import fit_window
@@ -96,6 +97,8 @@ def create_run(session: Session, settings: Settings, dataset_ref: str | int | No
         spec.validate()
     except ValueError as exc:
         raise EarmarkError("invalid training settings", str(exc), "see `earmark train --help`", 422) from None
+    if name is not None:
+        check_text(name, "run name", 200)
     ds = resolve_dataset(session, dataset_ref)
     cfg, window = fit_window(cfg, ds.layout, clip_durations(session, ds.id))  # the input window fits the data
     classes = base_classes(cfg.classes, ds.labels)

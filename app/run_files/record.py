@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from app.errors import EarmarkError
+from app.limits import check_text
 
 META_CLASSES, META_MODEL, META_VERSION, META_TASK = (b"earmark.classes", b"earmark.model",
                                                      b"earmark.model_version", b"earmark.task")
@@ -206,6 +207,10 @@ def from_arrays(keys: Any, *, classes: Sequence[str] | None, key_kind: str = "pa
                       "give `--classes yes,no,...` (the model's output order), or write the JSON list into the "
                       "Parquet key-value metadata `earmark.classes`")
     cls = tuple(str(c) for c in classes)
+    for what, value in (("model", model), ("model version", model_version), ("task", task),
+                        *(("class name", c) for c in cls)):  # text the store keeps: no NUL, no lone surrogate
+        if value is not None:
+            check_text(str(value), f"run file's {what}", 200)
     if not cls or len(set(cls)) != len(cls):
         raise problem("the class list is empty or repeats a class", f"classes: {list(cls)[:40]}",
                       "give each output class once, in the model's output order")

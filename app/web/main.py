@@ -31,6 +31,7 @@ from app.errors import EarmarkError
 from app.store.cache import RunCache
 from app.store.db import open_store
 from app.web import routes as routes_pkg
+from app.web.body_guard import JsonBodyGuard
 from app.web.deps import STATIC_DIR, render
 from app.web.security import guard
 
@@ -216,6 +217,7 @@ def create_app(settings: Settings, warm: bool = False) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.state.nav = include_routes(app)
     install_error_handlers(app)
+    app.add_middleware(JsonBodyGuard)  # JSON bodies: size and nesting checked before anything parses them
     app.middleware("http")(drop_empty_params)
     app.middleware("http")(guard)  # added last, so it runs first
     if warm:
