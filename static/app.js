@@ -159,6 +159,8 @@
       b.title = flag.note || "";
       cell.appendChild(b);
     });
+    // pages that show more of a flag (the Flags page: its row, its counts) listen for this
+    document.dispatchEvent(new CustomEvent("earmark:flag", { detail: { id: String(clipId), flag: flag } }));
   }
 
   /* The flag vocabulary (reasons, special labels, keyboard shortcuts) as the server sends it

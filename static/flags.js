@@ -26,20 +26,57 @@
   }
   function closeEditor(id) { const ed = editor(id); if (ed) ed.remove(); }
 
+  /* every flag change on this page (Save, Clear, Undo, the c/m/x keys) comes through earmark.showFlag */
+  document.addEventListener("earmark:flag", (ev) => {
+    const { id, flag } = ev.detail;
+    const tr = row(id);
+    if (tr && flag) showRow(id, flag);
+    else if (tr) { tr.classList.add("cleared"); setActions(tr, true); closeEditor(id); }
+    refreshCounts().catch((e) => E.toast(e.message, true));
+  });
+
   function showRow(id, flag) {
     const tr = row(id);
     if (!tr) return;
-    E.showFlag(id, flag);
     tr.dataset.reason = flag.reason;
     tr.dataset.corrected = flag.corrected_label || "";
     tr.dataset.note = flag.note || "";
     tr.querySelector('[data-f="corrected"]').textContent = flag.corrected_label || "";
     tr.querySelector('[data-f="note"]').textContent = flag.note || "";
+    tr.dataset.author = flag.author || "";
     tr.querySelector('[data-f="author"]').textContent = flag.author;
     const when = tr.querySelector('[data-f="when"]');
-    when.textContent = (flag.updated_at || "").slice(0, 16).replace("T", " ");
-    when.title = flag.updated_at || "";
+    when.textContent = "";
+    const t = document.createElement("time");
+    t.setAttribute("datetime", flag.updated_at || "");
+    when.appendChild(t);
+    E.humanTimes(when);
     tr.classList.remove("cleared");
+    setActions(tr, false);
+  }
+
+  /* a cleared row keeps its place, greyed, with Undo instead of Edit and Clear */
+  function setActions(tr, cleared) {
+    const id = tr.dataset.clip;
+    const cell = tr.querySelector("td.actions");
+    cell.textContent = "";
+    const button = (text, attr) => { const b = document.createElement("button"); b.type = "button"; b.textContent = text; b.setAttribute(attr, id); return b; };
+    if (cleared) cell.append(button("Undo", "data-undo"));
+    else cell.append(button("Edit", "data-edit"), " ", button("Clear", "data-clear"));
+  }
+
+  /* the header's and the tabs' counts, as the store has them now (this page's data set) */
+  async function refreshCounts() {
+    const u = new URL(E.url("api_flags"), window.location.href);
+    const ds = new URL(window.location.href).searchParams.get("dataset");
+    if (ds) u.searchParams.set("dataset", ds);
+    u.searchParams.set("limit", "1");
+    const res = await E.getJSON(u.pathname + u.search);
+    document.querySelectorAll("[data-count]").forEach((el) => {
+      const n = el.dataset.count === "total" ? res.counts.total : res.counts[el.dataset.count];
+      if (n !== undefined) el.textContent = Number(n).toLocaleString();
+    });
+    document.querySelectorAll('[data-plural="total"]').forEach((el) => { el.textContent = res.counts.total === 1 ? "" : "s"; });
   }
 
   async function save(form) {
@@ -49,16 +86,25 @@
       reason: fd.get("reason"), corrected_label: fd.get("corrected_label") || null,
       note: fd.get("note") || "", author: E.author(),
     });
-    showRow(id, flag);
+    E.showFlag(id, flag);
     closeEditor(id);
     E.toast("flag on clip " + id + " saved");
   }
 
   async function clear(id) {
-    await E.clearFlag(id);
+    await E.clearFlag(id);  // earmark.showFlag(id, null): the row greys, with Undo
+  }
+
+  /* Undo a clear: the flag as it was (reason, label, note, and its author, unless that was a detector:
+   * "auto" is theirs alone, so a restored detector flag is yours) */
+  async function undo(id) {
     const tr = row(id);
-    if (tr) tr.classList.add("cleared");
-    closeEditor(id);
+    const author = tr.dataset.author && tr.dataset.author !== "auto" ? tr.dataset.author : E.author();
+    const flag = await E.post(E.url("flag", { id: id }), {
+      reason: tr.dataset.reason, corrected_label: tr.dataset.corrected || null, note: tr.dataset.note || "", author: author,
+    });
+    E.showFlag(id, flag);
+    E.toast("flag on clip " + id + " restored");
   }
 
   document.addEventListener("click", (ev) => {
@@ -67,7 +113,9 @@
     const cancel = ev.target.closest("[data-cancel]");
     if (cancel) { closeEditor(cancel.dataset.cancel); return; }
     const clr = ev.target.closest("[data-clear]");
-    if (clr) clear(clr.dataset.clear).catch((e) => E.toast(e.message, true));
+    if (clr) { clear(clr.dataset.clear).catch((e) => E.toast(e.message, true)); return; }
+    const und = ev.target.closest("[data-undo]");
+    if (und) undo(und.dataset.undo).catch((e) => E.toast(e.message, true));
   });
 
   document.addEventListener("submit", (ev) => {

@@ -50,7 +50,8 @@ def test_flags_page_lists_escapes_and_links(flagged):
     for cid in ids[:4]:
         assert f'data-clip="{cid}"' in html and f'data-play="{cid}"' in html
     assert f"#finding-{fid}" in html and f"issue #{fid}" in html
-    assert 'href="/flags/export.csv"' in html and "all 4" in html and "cutoff 2" in html
+    assert 'href="/flags/export.csv"' in html and 'all <span data-count="total">4</span>' in html \
+        and 'cutoff <span data-count="cutoff">2</span>' in html
     assert 'href="/flags"' in html  # nav entry
 
 

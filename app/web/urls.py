@@ -102,6 +102,11 @@ def api_flags_bulk() -> str:
     return "/api/flags/bulk"
 
 
+def api_flags() -> str:
+    """The flags queue as JSON (with the counts per reason)."""
+    return "/api/flags"
+
+
 def flags_import() -> str:
     """Import a flags file (POST, multipart)."""
     return "/flags/import"
@@ -134,5 +139,5 @@ def js_templates() -> dict[str, str]:
         clip_page=t(clip_page(marker)) + "?run={run}", api_clip=t(api_clip(marker)) + "?run={run}",
         flag=t(api_flag(marker)), flag_clear=t(api_flag_clear(marker)), finding_flag=t(api_finding_flag(marker)),
         api_clips_by_id=api_clips_by_id("{run}", "{ids}").replace("%7B", "{").replace("%7D", "}"),
-        flags_bulk=api_flags_bulk(), flags_import=flags_import(), overview="/",
+        flags_bulk=api_flags_bulk(), flags_import=flags_import(), api_flags=api_flags(), overview="/",
     )

@@ -190,3 +190,47 @@ def test_label_picker_and_keys_update_the_form(site, page):
     flag = page.request.get(f"{base}/api/clips/{c['id']}?run={r2}").json()["flag"]
     assert flag is None
     assert page.errors == []
+
+
+def _counts(page) -> dict[str, str]:
+    return page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('[data-count]'))
+        .map(e => [e.dataset.count + (e.closest('.page-head') ? '@head' : ''), e.textContent]))""")
+
+
+def test_flags_page_counts_follow_edits_clears_and_undo(site, page):
+    base, _, r2, _, members = site
+    hdr = {"X-Earmark-CSRF": "1", "Content-Type": "application/json"}
+    for c, body in [(members[5], {"reason": "cutoff", "note": "ends early", "author": "bo"}),
+                    (members[6], {"reason": "cutoff", "author": "bo"})]:
+        assert page.request.post(f"{base}/api/clips/{c}/flag", data=body, headers=hdr).ok
+    api = page.request.get(f"{base}/api/flags?limit=1").json()["counts"]
+    page.goto(f"{base}/flags?run={r2}&reason=cutoff", wait_until="networkidle")
+    total, cut = api["total"], api["cutoff"]
+    assert _counts(page)["total@head"] == str(total) and _counts(page)["cutoff"] == str(cut)
+    # times read as local date and time plus how long ago, from <time datetime>
+    when = page.locator(f"tr[data-clip='{members[5]}'] td.when time").first
+    assert when.get_attribute("datetime") and "ago" in when.inner_text()
+    # Clear: the counts drop at once, the row greys and offers Undo
+    page.click(f"tr[data-clip='{members[5]}'] [data-clear]")
+    wait_for_js(page, f"document.querySelector('.page-head [data-count=total]').textContent === '{total - 1}'")
+    assert _counts(page)["total"] == str(total - 1) and _counts(page)["cutoff"] == str(cut - 1)
+    assert "cleared" in page.get_attribute(f"tr[data-clip='{members[5]}']", "class")
+    assert page.request.get(f"{base}/api/clips/{members[5]}?run={r2}").json()["flag"] is None
+    # Undo puts the flag back as it was, note and author included
+    page.click(f"tr[data-clip='{members[5]}'] [data-undo]")
+    wait_for_js(page, f"document.querySelector('.page-head [data-count=total]').textContent === '{total}'")
+    flag = page.request.get(f"{base}/api/clips/{members[5]}?run={r2}").json()["flag"]
+    assert (flag["reason"], flag["note"], flag["author"]) == ("cutoff", "ends early", "bo")
+    assert "cleared" not in (page.get_attribute(f"tr[data-clip='{members[5]}']", "class") or "")
+    # Edit to another reason: the tabs move the clip from one count to the other
+    noise = _counts(page)["noise_only"]
+    page.click(f"tr[data-clip='{members[6]}'] [data-edit]")
+    page.select_option(f"tr[data-editor='{members[6]}'] select[name=reason]", "noise_only")
+    page.click(f"tr[data-editor='{members[6]}'] button[type=submit]")
+    wait_for_js(page, f"document.querySelector('[data-count=cutoff]').textContent === '{cut - 1}'")
+    assert _counts(page)["noise_only"] == str(int(noise) + 1) and _counts(page)["total@head"] == str(total)
+    # the x key clears too, and the counts follow
+    page.click(f"tr[data-clip='{members[6]}'] td.note")
+    page.keyboard.press("x")
+    wait_for_js(page, f"document.querySelector('.page-head [data-count=total]').textContent === '{total - 1}'")
+    assert page.errors == []
