@@ -187,7 +187,7 @@ def test_clip_list_filters_split_label_prediction_agreement_and_ranges(site):
     _, rows = _rows(client, f"?run={fx.run_id}&split=train&agreement=disagree")
     assert rows and all("disagrees" in r.text and "train" in r.text for r in rows)
     _, rows = _rows(client, f"?run={fx.run_id}&label=yes&pred=yes")
-    assert rows and all(r.select("td")[3].text.startswith("yes") and r.select("td")[4].text.startswith("yes")
+    assert rows and all(r.select("td")[4].text.startswith("yes") and r.select("td")[5].text.startswith("yes")
                         for r in rows)
     _, rows = _rows(client, f"?run={fx.run_id}&conf_min=0.5&conf_max=0.9&loss_max=1.5&per_page=200")
     assert rows and all(0.5 <= _num(r.select("td", cls="num")[0]) <= 0.9 for r in rows)

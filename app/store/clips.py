@@ -58,6 +58,16 @@ def existing_clip_ids(session: Session, clip_ids: list[int]) -> set[int]:
     return set(session.scalars(select(Clip.id).where(Clip.id.in_(clip_ids))))
 
 
+def search_clip_ids(session: Session, dataset_id: int, text: str) -> np.ndarray:
+    """Ids (int64, sorted) of the data set's clips whose path or label contains ``text``, any case
+    (``%`` and ``_`` match themselves)."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    ids = session.scalars(select(Clip.id).where(
+        Clip.dataset_id == dataset_id,
+        Clip.path.ilike(pattern, escape="\\") | Clip.label.ilike(pattern, escape="\\")).order_by(Clip.id)).all()
+    return np.asarray(ids, dtype=np.int64)
+
+
 _ROW_COLUMNS = (Clip.id, Clip.path, Clip.label, Clip.word, Clip.split, Clip.speaker, Clip.duration_s,
                 Clip.cutoff_signal, Prediction.target, Prediction.pred, Prediction.confidence, Prediction.loss,
                 Prediction.agree, ClipScore.cutoff_score, ClipScore.suggested_label)

@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.errors import EarmarkError
+from app.store.clips import search_clip_ids
 from app.store.findings import finding_clip_ids
 from app.store.flags import flag_map
 from app.store.frame import SPLITS, RunFrame
@@ -58,6 +59,7 @@ class ClipFilter:
     cutoff_max: float | None = None
     sort: str = "loss"
     columns: tuple[ColumnCondition, ...] = field(default_factory=tuple)
+    q: str | None = None  # text in the clip's path or label (the clip's own or the run's target), any case
 
 
 def column_mask(c: ColumnCondition, columns: SliceColumns) -> np.ndarray:
@@ -136,6 +138,10 @@ def filter_rows(session: Session, frame: RunFrame, dataset_id: int, f: ClipFilte
         mask &= ~flagged if f.flag == "none" else flagged
     if f.finding is not None:
         mask &= np.isin(frame.clip_ids, finding_clip_ids(session, f.finding))
+    if f.q:
+        text = f.q.lower()
+        targets = [i for i, name in enumerate(frame.vocab) if text in name.lower()]
+        mask &= np.isin(frame.clip_ids, search_clip_ids(session, dataset_id, f.q)) | np.isin(frame.target, targets)
     if f.columns:
         if columns is None:
             raise ValueError("filter_rows: column conditions need the run's SliceColumns")
@@ -174,6 +180,8 @@ def parse_conditions(items: list[tuple[str, str]]) -> tuple[ColumnCondition, ...
             if key.endswith("." + candidate) and key.count(".") >= (1 if key.startswith("speaker") else 2):
                 column, op = key[: -len(candidate) - 1], candidate
                 break
+        if op in ("value", "not") and not raw.strip():
+            continue  # an empty form field (the clip list's speaker box) sets no condition
         if column.startswith(("meta.", "stat.")) and len(column) <= 5:
             raise EarmarkError(f"{key!r} names no column", status=422, hint="write meta.<name> or stat.<name>")
         g = groups.setdefault(column, {"not_in": []})

@@ -224,6 +224,7 @@ def get_clip_filter(
     cutoff_max: Annotated[float | None, Query(ge=0, le=1)] = None,
     sort: Annotated[Sort, Query(description="loss (highest first), -loss, confidence (lowest first), "
                                 "-confidence, cutoff (highest first), -cutoff, id")] = "loss",
+    q: Annotated[str | None, Query(max_length=200, description="text in the clip's path or label, any case")] = None,
 ) -> ClipFilter:
     """The clip list's filters from the query string (FastAPI validates them: a bad one is a 422).
 
@@ -234,14 +235,15 @@ def get_clip_filter(
     return ClipFilter(split=split, label=label or None, pred=pred or None, agreement=agreement, flag=flag,
                       finding=finding, conf_min=conf_min, conf_max=conf_max, loss_min=loss_min, loss_max=loss_max,
                       cutoff_min=cutoff_min, cutoff_max=cutoff_max, sort=sort,
-                      columns=parse_conditions(request.query_params.multi_items()))
+                      columns=parse_conditions(request.query_params.multi_items()),
+                      q=check_text(q.strip(), "search text") if q and q.strip() else None)
 
 
 ClipFilterDep = Annotated[ClipFilter, Depends(get_clip_filter)]
 PageNo = Annotated[int, Query(ge=1, le=1_000_000, description="page number, from 1")]
 PerPage = Annotated[int, Query(ge=10, le=200, description="rows per page")]
 FILTER_KEYS = ("split", "label", "pred", "agreement", "flag", "finding", "conf_min", "conf_max", "loss_min",
-               "loss_max", "cutoff_min", "cutoff_max", "sort")
+               "loss_max", "cutoff_min", "cutoff_max", "sort", "q")
 
 
 def filter_params(f: ClipFilter) -> dict:

@@ -28,6 +28,11 @@ def clip_list(run_id: int | None = None, **filters) -> str:
     return with_query("/clips", run=run_id, **filters)
 
 
+def clip_list_csv(run_id: int | None = None, **filters) -> str:
+    """Every clip of the filtered list, as CSV."""
+    return with_query("/clips.csv", run=run_id, **filters)
+
+
 def cloud_page(run_id: int | None = None, finding: int | None = None) -> str:
     """The cloud page (optionally highlighting a finding's clips)."""
     return with_query("/cloud", run=run_id, finding=finding)

@@ -234,3 +234,48 @@ def test_flags_page_counts_follow_edits_clears_and_undo(site, page):
     page.keyboard.press("x")
     wait_for_js(page, f"document.querySelector('.page-head [data-count=total]').textContent === '{total - 1}'")
     assert page.errors == []
+
+
+def test_clip_list_bulk_select_flags_through_bulk_flag(site, page):
+    base, _, r2, _, _ = site
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    page.goto(f"{base}/clips?run={r2}&sort=id&split=test&flag=none&per_page=10", wait_until="networkidle")
+    assert page.is_hidden("#bulk-clips")
+    page.check("#select-page")
+    assert page.locator("tr[data-clip] input.pick:checked").count() == 10
+    assert page.inner_text("#bulk-count") == "10" and page.is_visible("#bulk-clips")
+    ids = page.eval_on_selector_all("tr[data-clip]", "els => els.map(e => Number(e.dataset.clip))")
+    page.uncheck(f"tr[data-clip='{ids[0]}'] input.pick")
+    assert page.inner_text("#bulk-count") == "9" and page.eval_on_selector("#select-page", "b => b.indeterminate")
+    page.click("#bulk-clips button[type=submit]")  # no reason yet: nothing is asked, nothing written
+    assert dialogs == []
+    page.select_option("#bulk-clips select[name=reason]", "noise_only")
+    page.fill("#bulk-clips input[name=note]", "hum")
+    page.click("#bulk-clips button[type=submit]")
+    for c in ids[1:]:
+        page.wait_for_selector(f"[data-flag-cell='{c}'] .badge.flag-noise_only")
+    assert dialogs == ["Flag 9 selected clips as noise only?"]
+    assert page.inner_text(f"[data-flag-cell='{ids[0]}']").strip() == ""
+    got = page.request.get(f"{base}/api/clips?run={r2}&ids={','.join(map(str, ids))}").json()["items"]
+    flags = {c["id"]: c["flag"] for c in got}
+    assert flags[ids[0]] is None
+    assert all((flags[c]["reason"], flags[c]["note"], flags[c]["author"]) == ("noise_only", "hum", "anonymous")
+               for c in ids[1:])
+    assert page.errors == []
+
+
+def test_clip_list_search_and_export_link(site, page):
+    base, _, r2, _, _ = site
+    page.goto(f"{base}/clips?run={r2}&sort=id", wait_until="networkidle")
+    page.fill("#clip-filters input[name=q]", "LEFT")
+    page.fill("#clip-filters input[name=speaker]", "00000001")
+    page.click("#clip-filters button[type=submit]")
+    page.wait_for_url(lambda u: "q=LEFT" in u)
+    rows = page.locator("tr[data-clip]")
+    assert rows.count() == 1 and "left/00000001_nohash_0.wav" in rows.first.inner_text()
+    href = page.get_attribute("#export-clips", "href")
+    assert "/clips.csv?" in href and "q=LEFT" in href and "speaker=00000001" in href
+    body = page.request.get(base + href).text()
+    assert body.count("\r\n") == 2 and "left/00000001_nohash_0.wav" in body
+    assert page.errors == []

@@ -1,14 +1,17 @@
-"""The clip list: high-loss first by default, filtered and sorted by the query string, paginated."""
+"""The clip list: high-loss first by default, filtered and sorted by the query string, paginated;
+``/clips.csv`` with the same query is every row of the filter as CSV."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 
 from app.store.datasets import get_dataset
-from app.store.filters import condition_params, describe_condition
+from app.store.filters import condition_params, describe_condition, filter_rows
 from app.store.findings import get_finding
 from app.store.flags import correctable_labels
 from app.web import urls, views
+from app.web.clip_export import stream_clip_csv
 from app.web.deps import CacheDep, ClipFilterDep, PageNo, PerPage, RunDep, SessionDep, filter_params, render
 from app.web.slice_views import colour_columns
 
@@ -30,8 +33,21 @@ def list_clips(request: Request, session: SessionDep, cache: CacheDep, run: RunD
     for c in f.columns:
         own = condition_params(c)
         column_filters.append(dict(label=describe_condition(c), params=own,
+                                   in_form=c.column == "speaker" and c.value is not None and not (c.not_in or c.missing),
                                    remove_url=urls.clip_list(run.id, **{k: v for k, v in context.items() if k not in own})))
     return render(request, "clips.html", run=run, f=f, data=data, vocab=frame.vocab, labels=labels,
                   context=context, column_filters=column_filters,
                   filter_columns=colour_columns(dataset.meta_columns or {}), finding_title=finding_title,
                   offset=(data["page"] - 1) * per_page)
+
+
+@router.get("/clips.csv", summary="The filtered clip list as CSV: every row, not only one page")
+def export_clips_csv(request: Request, session: SessionDep, cache: CacheDep, run: RunDep, f: ClipFilterDep):
+    """The same filters and sort as ``/clips``; text cells formula-escaped (``app.web.clip_export``)."""
+    if f.finding is not None:
+        get_finding(session, f.finding)  # an unknown finding is a 404, not an empty file
+    frame = cache.frame(session, run)
+    rows = filter_rows(session, frame, run.dataset_id, f, views.filter_columns(session, cache, run, f))
+    ids = [int(i) for i in frame.clip_ids[rows]]
+    return StreamingResponse(stream_clip_csv(request.app.state.store, run.id, ids), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="earmark-run{run.id}-clips.csv"'})
