@@ -8,6 +8,13 @@
     "#a61e4d", "#1864ab", "#d9480f", "#087f5b", "#862e9c", "#364fc7", "#f08c00", "#495057", "#0b7285", "#c92a2a",
     "#66a80f", "#9c36b5", "#1971c2", "#f76707", "#2f9e44", "#e64980", "#5f3dc4", "#15aabf", "#fab005", "#82c91e",
     "#be4bdb", "#4263eb", "#ff922b", "#40c057", "#f06595", "#845ef7", "#22b8cf", "#ffd43b", "#94d82d"];
+  // n distinct colours: the palette while it lasts, else hues spread by the golden angle at three
+  // lightness levels (35+ classes never share a colour)
+  function distinct(k, n) {
+    if (n <= PALETTE.length) return PALETTE[k % PALETTE.length];
+    const hue = (k * 137.508) % 360, light = [42, 58, 32][k % 3], sat = [70, 60, 80][Math.floor(k / 3) % 3];
+    return "hsl(" + hue.toFixed(1) + "," + sat + "%," + light + "%)";
+  }
   const FLAG_COLORS = ["#ced4da", "#7048e8", "#e03131", "#f08c00", "#0c8599", "#495057", "#868e96"];
   const SPLIT_COLORS = ["#3b5bdb", "#e8590c", "#2b8a3e"];
   let meta = null, cols = null, shown = null, traces = [], selected = [];
@@ -72,7 +79,7 @@
       if (col.kind === "number") return null;
       const k = col.names.length;
       return categorical(idx, (i) => col.codes[i], (v) => (v === 0 ? "no value" : v > k ? "other" : plain(col.names[v - 1])),
-        (v) => (v === 0 ? "#ced4da" : v > k ? "#868e96" : PALETTE[(v - 1) % PALETTE.length]));
+        (v) => (v === 0 ? "#ced4da" : v > k ? "#868e96" : distinct(v - 1, k)));
     }
     if (c === "agreement") {
       return categorical(idx, (i) => cols.agree[i], (k) => (k ? "agrees with label" : "disagrees"),
@@ -80,7 +87,7 @@
     }
     if (c === "label" || c === "pred") {
       const col = c === "label" ? cols.target : cols.pred;
-      return categorical(idx, (i) => col[i], (k) => safeVocab[k], (k) => PALETTE[k % PALETTE.length]);
+      return categorical(idx, (i) => col[i], (k) => safeVocab[k], (k) => distinct(k, safeVocab.length));
     }
     if (c === "split") return categorical(idx, (i) => cols.split[i], (k) => meta.splits[k], (k) => SPLIT_COLORS[k % 3]);
     if (c === "flag") {
@@ -144,13 +151,25 @@
     shown = idx;
     document.getElementById("cloud-count").textContent = idx.length.toLocaleString() + " of " + meta.n.toLocaleString() + " clips shown" +
       (meta.n_unprojected ? " (" + meta.n_unprojected + " without a projection)" : "");
-    const layout = { dragmode: "lasso", hovermode: "closest", margin: { l: 30, r: 10, t: 10, b: 30 },
-      legend: data.length > 4 ? { itemsizing: "constant", x: 1.01, xanchor: "left", y: 1 }
-        : { itemsizing: "constant", bgcolor: "rgba(255,255,255,0.85)", x: 0, y: 1 },
+    // the modebar sits in the top margin, above the plot; the legend starts below it
+    const layout = { dragmode: "lasso", hovermode: "closest", margin: { l: 30, r: 10, t: 34, b: 30 },
+      legend: data.length > 4 ? { itemsizing: "constant", x: 1.01, xanchor: "left", y: 1, yanchor: "top" }
+        : { itemsizing: "constant", bgcolor: "rgba(255,255,255,0.85)", x: 0, y: 1, yanchor: "top" },
+      annotations: clusterNotes(),
       xaxis: { showgrid: false, zeroline: false, showticklabels: false }, yaxis: { showgrid: false, zeroline: false, showticklabels: false },
       plot_bgcolor: "#fff", paper_bgcolor: "#fff", uirevision: "cloud",
       font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12 } };
     Plotly.react(el, data, layout, { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["toImage"] });
+  }
+
+  /* each cluster finding (earmark analyze) written at the median of its clips: its rank, and its
+   * description on hover */
+  function clusterNotes() {
+    return (cfg.clusters || []).map((c) => ({
+      x: c.x, y: c.y, xref: "x", yref: "y", showarrow: false, text: "<b>C" + c.rank + "</b>",
+      hovertext: plain("#" + c.rank + " " + c.title + " (" + c.n + " clips)"), captureevents: false,
+      font: { size: 12, color: "#111" }, bgcolor: "rgba(255,255,255,0.8)", bordercolor: "#495057", borderwidth: 1, borderpad: 2,
+    }));
   }
 
   function pointsToClips(points) {
@@ -191,14 +210,20 @@
     if (!ids.length) return;
     const pos = new Map(); shown.forEach((i) => pos.set(cols.clip_id[i], i));
     let dis = 0; ids.forEach((id) => { const i = pos.get(id); if (i !== undefined && !cols.agree[i]) dis++; });
-    document.getElementById("sel-breakdown").textContent = "(" + dis.toLocaleString() + " disagree)";
-    const first = ids.slice(0, 100);
+    document.getElementById("sel-breakdown").textContent = "(" + dis.toLocaleString() + " disagree; listed first, then by loss)";
+    // disagreements first, then the highest loss: what most needs a listen
+    const key = (id) => { const i = pos.get(id); return i === undefined ? [1, 0] : [cols.agree[i] ? 1 : 0, -cols.loss[i]]; };
+    const sorted = ids.slice().sort((a, b) => { const ka = key(a), kb = key(b); return ka[0] - kb[0] || ka[1] - kb[1] || a - b; });
+    const first = sorted.slice(0, 100);
     document.getElementById("sel-more").textContent = ids.length > 100 ? "showing the first 100; flagging applies to all " + ids.length.toLocaleString() : "";
     const resp = await earmark.getJSON(earmark.url("api_clips_by_id", { run: cfg.run_id, ids: first.join(",") }));
     resp.items.forEach((c) => {
       const li = document.createElement("li");
       li.dataset.selClip = c.id;
-      li.innerHTML = "<button type='button' class='play' data-play='" + c.id + "'>▶</button>" +
+      const thumb = new URL(earmark.url("spectrogram", { id: c.id }), window.location.href);
+      thumb.searchParams.set("size", "small");
+      li.innerHTML = "<img class='spectro small' loading='lazy' alt='spectrogram of clip " + c.id + "' src='" + esc(thumb.pathname + thumb.search) + "'>" +
+        "<button type='button' class='play' data-play='" + c.id + "'>▶</button>" +
         "<a href='" + esc(earmark.url("clip_page", { id: c.id, run: cfg.run_id })) + "'>#" + c.id + "</a> <span>" + esc(c.target) + " → " + esc(c.pred) + "</span>" +
         (c.agree ? "" : " <span class='badge bad'>≠</span>") + " <span data-flag-cell='" + c.id + "'></span>";
       list.appendChild(li);
