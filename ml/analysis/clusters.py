@@ -30,8 +30,12 @@ SIGNAL_WEIGHT = 0.5  # per signal stat, after robust scaling clipped to +-4 IQR;
 # A cluster must disagree with its labels at least this often, and at least MIN_LIFT times as often
 # as the run overall, to be reported as an error cluster. (On the demo runs the cut-off cluster
 # disagrees 33-37% against 6-7% overall, while every ordinary word cluster stays under 9%.)
+# Both rates count only the clips the model did not train on (``judged``): a model fits its own
+# training clips, cut-off ones included, so on real speech their agreement dilutes a cut-off
+# cluster's rate below the bar (see ``rank_clusters``).
 MIN_DISAGREE_RATE = 0.2
 MIN_LIFT = 2.0
+MIN_JUDGED = 5  # a cluster needs this many judged clips for its rate to mean anything
 
 
 @dataclass
@@ -109,18 +113,27 @@ def cluster_embeddings(x: np.ndarray, min_cluster_size: int | None = None, max_f
 
 
 def rank_clusters(labels: np.ndarray, disagree: np.ndarray, min_rate: float = MIN_DISAGREE_RATE,
-                  min_lift: float = MIN_LIFT) -> list[Cluster]:
+                  min_lift: float = MIN_LIFT, judged: np.ndarray | None = None) -> list[Cluster]:
     """Clusters (noise excluded) whose disagreement rate is at least ``min_rate`` and at least
-    ``min_lift`` times the overall rate, ranked by size x disagreement rate, highest first."""
+    ``min_lift`` times the overall rate, ranked by size x disagreement rate, highest first.
+
+    ``judged`` (bool, per row): the clips whose disagreement is out of sample (held-out splits, and
+    training clips with out-of-fold predictions); both rates are taken over those only, and a
+    cluster with fewer than ``MIN_JUDGED`` of them is not reported. None: every clip counts.
+    """
     labels = np.asarray(labels)
     disagree = np.asarray(disagree, dtype=bool)
-    overall = float(disagree.mean()) if disagree.size else 0.0
+    judged = np.ones(disagree.shape, dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
+    overall = float(disagree[judged].mean()) if judged.any() else 0.0
     out = []
     for cid in np.unique(labels):
         if cid < 0:
             continue
         members = np.flatnonzero(labels == cid)
-        rate = float(disagree[members].mean())
+        seen = members[judged[members]]
+        if seen.size < min(MIN_JUDGED, members.size):
+            continue
+        rate = float(disagree[seen].mean())
         if rate < min_rate or rate < min_lift * overall or rate == 0.0:
             continue
         out.append(Cluster(int(cid), members, rate, rate * members.size))

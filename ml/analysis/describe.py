@@ -157,6 +157,7 @@ class Evidence:
     outlier_z: np.ndarray
     duplicate_pairs: list  # (i, j, cosine, same_content)
     label_scope: dict = field(default_factory=dict)
+    judged: np.ndarray | None = None  # bool: disagreement out of sample (held out, or out-of-fold); None: all
 
 
 @dataclass
@@ -242,7 +243,7 @@ def cluster_findings(ev: Evidence) -> list[FindingSpec]:
     from ml.analysis.clusters import rank_clusters
 
     out = []
-    for rank, c in enumerate(rank_clusters(ev.clusters, ~ev.agree)[:MAX_CLUSTER_FINDINGS], start=1):
+    for rank, c in enumerate(rank_clusters(ev.clusters, ~ev.agree, judged=ev.judged)[:MAX_CLUSTER_FINDINGS], start=1):
         d = describe_group(c.members, ev.labels, ev.preds, ev.agree, ev.signal, ev.cutoff_score,
                            ev.cutoff_threshold, ev.label_issue, ev.suggested)
         if d.reason == "cutoff":

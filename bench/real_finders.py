@@ -1,0 +1,246 @@
+"""The model-side finders on real speech: plant defects, ingest, train with folds, project, analyze, score.
+
+For each data set and seed: ``ml.plant.plant`` writes a planted copy of the real set (Arabic Speech
+Commands with its authors' CSV split, or the Speech Commands v0.01 sample with its lists) and the
+truth (``defects.csv``); the planted copy is ingested into a fresh store (its own
+``EARMARK_DATA_DIR`` under ``--work``), a model is trained with out-of-fold probabilities
+(``--folds``), projected and analyzed, each step by the ``earmark`` command line (printed, so every
+figure has its command). Then every finder is scored against the truth:
+
+* cut-off (score >= ``CUTOFF_THRESHOLD``): precision against the planted clips only, recall per
+  shape (short file / late start) and cut level (loud / soft), start cut-offs apart;
+* mislabeled (label issues): precision, recall, and how often the suggested word is the true one;
+* error clusters: the rank of the cluster made of cut-off clips, and what the top cluster holds;
+* accuracy of the run on the clean (unplanted) clips per split.
+
+The unplanted clips each finder flags are listed in ``<work>/<set>-s<seed>/<run>-<finder>-unplanted.txt``
+for the precision audit (``--audit N`` also draws spectrogram PNGs of a random N of them to /tmp).
+
+    nice -n 10 .venv/bin/python bench/real_finders.py prepare --sets arabic --seeds 0 1 --epochs 20 --folds 3
+    .venv/bin/python bench/real_finders.py score --sets arabic --seeds 0 1 --reanalyze --audit 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SETS = {"sc": DATA / "speech-commands-v0.01-sample", "arabic": DATA / "arabic-speech-commands"}
+EARMARK = str(ROOT / ".venv" / "bin" / "earmark")
+
+
+def _run(cmd: list[str], data_dir: Path) -> str:
+    """Run an earmark command against the store in ``data_dir``; print it and its wall time."""
+    env = {**os.environ, "EARMARK_DATA_DIR": str(data_dir)}
+    env.pop("EARMARK_DATABASE_URL", None)
+    shown = f"EARMARK_DATA_DIR={data_dir} " + " ".join(cmd)
+    print(f"$ {shown}", flush=True)
+    t = time.perf_counter()
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    print(f"  ({time.perf_counter() - t:.0f} s)", flush=True)
+    if out.returncode:
+        print(out.stdout[-3000:], out.stderr[-3000:], flush=True)
+        raise SystemExit(f"failed: {shown}")
+    return out.stdout
+
+
+def prepare(work: Path, name: str, seed: int, model: str, epochs: int, folds: int, width: int) -> None:
+    """Plant (once per set and seed), ingest (once), then train + infer, project and analyze one run."""
+    from ml.plant import plant
+
+    d = work / f"{name}-s{seed}"
+    store = d / "store"
+    if not (d / "defects.csv").is_file():
+        t = time.perf_counter()
+        rep = plant(SETS[name], d, seed=seed)
+        print(f"planted {name} seed {seed}: {rep.counts} ({time.perf_counter() - t:.0f} s)", flush=True)
+        _run([EARMARK, "ingest", str(rep.dataset_dir), "--name", f"{name}-planted-s{seed}"], store)
+    run = f"{model}-e{epochs}-f{folds}"
+    _run([EARMARK, "train", "--model", model, "--epochs", str(epochs), "--folds", str(folds),
+          "--width", str(width), "--seed", str(seed), "--name", run], store)
+    _run([EARMARK, "project", "--run", run], store)
+    _run([EARMARK, "analyze", "--run", run], store)
+
+
+def _truth(d: Path) -> dict[str, dict]:
+    """Planted path -> {defect, true_label, filed_label, detail (dict)}."""
+    with open(d / "defects.csv", newline="", encoding="utf-8") as f:
+        return {r["path"]: {**r, "detail": json.loads(r["detail"] or "{}")} for r in csv.DictReader(f)}
+
+
+def _load(store: Path, run_name: str) -> dict:
+    """Per clip of the run: path, split, label, pred, agree, cut-off score, label issue, suggestion, cluster;
+    and the run's cluster findings (rank order) as lists of member paths."""
+    from sqlalchemy import select
+
+    from app.config import Settings
+    from app.store.db import open_store
+    from app.store.models import Clip, ClipScore, Finding, FindingClip, Prediction
+    from app.store.runs import resolve_run
+
+    st = open_store(Settings(data_dir=store))
+    with st.session() as s:
+        run = resolve_run(s, run_name)
+        rows = s.execute(select(Clip.id, Clip.path, Clip.split, Clip.label, Prediction.pred, Prediction.agree,
+                                ClipScore.cutoff_score, ClipScore.label_issue, ClipScore.suggested_label,
+                                ClipScore.cluster)
+                         .join(Prediction, (Prediction.clip_id == Clip.id) & (Prediction.run_id == run.id))
+                         .join(ClipScore, (ClipScore.clip_id == Clip.id) & (ClipScore.run_id == run.id))
+                         .order_by(Clip.id)).all()
+        path_of = {r[0]: r[1] for r in rows}
+        clusters = []
+        for f in s.scalars(select(Finding).where(Finding.run_id == run.id, Finding.kind == "cluster")
+                           .order_by(Finding.rank)):
+            ids = s.scalars(select(FindingClip.clip_id).where(FindingClip.finding_id == f.id)).all()
+            clusters.append((f.title, f.stats.get("disagree_rate"), [path_of[i] for i in ids]))
+    cols = list(zip(*rows, strict=True)) if rows else [[]] * 10
+    out = {k: np.array(v) for k, v in zip(("id", "path", "split", "label", "pred", "agree", "cutoff", "issue",
+                                            "suggested", "cluster"), cols, strict=True)}
+    out["clusters"] = clusters
+    return out
+
+
+def _pr(flag: np.ndarray, pos: np.ndarray, scope: np.ndarray) -> str:
+    hit = int((flag & pos).sum())
+    n_flag = int((flag & scope).sum())
+    return f"P {hit / max(1, n_flag):.3f} ({hit}/{n_flag}) R {hit / max(1, int(pos.sum())):.3f} ({hit}/{int(pos.sum())})"
+
+
+def score_run(d: Path, name: str, seed: int, run_name: str, audit: int) -> None:
+    """Print every finder's figures for one run of a planted set; list (and draw) the unplanted flagged clips."""
+    from ml.analysis.cutoff import CUTOFF_THRESHOLD
+
+    truth = _truth(d)
+    r = _load(d / "store", run_name)
+    kind = np.array([truth.get(p, {}).get("defect", "") for p in r["path"]])
+    clean = kind == ""
+    det = [truth.get(p, {}).get("detail", {}) for p in r["path"]]
+    print(f"\n### {name} seed {seed}, run {run_name} ({len(kind)} clips)")
+    for split in ("train", "validation", "test"):
+        m = clean & (r["split"] == split)
+        print(f"accuracy on clean {split} clips: {r['agree'][m].mean():.3f} ({int(m.sum())})")
+    cut = r["cutoff"] >= CUTOFF_THRESHOLD
+    end = kind == "cutoff"
+    # Negatives: the clean clips and the noise-only ones (as bench/plant_real.py counts them).
+    print(f"cut-off (end), planted-only: {_pr(cut, end, end | clean | (kind == 'noise_only'))}"
+          f"; start cut-offs flagged {int((cut & (kind == 'start_cutoff')).sum())}/{int((kind == 'start_cutoff').sum())}")
+    print(f"  flagged by kind: { {k: int((cut & (kind == k)).sum()) for k in sorted(set(kind.tolist()))} }")
+    for key, vals in (("shape", ("short_file", "late_start")), ("cut_at", ("loud", "mid", "soft"))):
+        parts = []
+        for v in vals:
+            m = end & np.array([x.get(key) == v for x in det])
+            parts.append(f"{v} {int((cut & m).sum())}/{int(m.sum())}")
+        print(f"  recall by {key}: " + ", ".join(parts))
+    # Mislabeled: truth is the planted refiling; the suggestion is right when it names the true word.
+    mis = kind == "mislabeled"
+    true_lab = np.array([truth.get(p, {}).get("true_label", "") for p in r["path"]])
+    issue = r["issue"].astype(bool)
+    right = int((issue & mis & (r["suggested"] == true_lab)).sum())
+    print(f"mislabeled: {_pr(issue, mis, mis | clean)}; suggested word right {right}/{int((issue & mis).sum())}")
+    print(f"  issues by kind: { {k: int((issue & (kind == k)).sum()) for k in sorted(set(kind.tolist()))} }")
+    by_path = dict(zip(r["path"].tolist(), kind.tolist(), strict=True))
+    cut_rank = None
+    for rank, (title, rate, members) in enumerate(r["clusters"], 1):
+        ks = [by_path.get(p, "") for p in members]
+        share = sum(k in ("cutoff", "start_cutoff") for k in ks) / max(1, len(ks))
+        top = {k or "clean": ks.count(k) for k in sorted(set(ks), key=ks.count, reverse=True)[:4]}
+        if rank <= 5:
+            print(f"  cluster #{rank}: {len(members)} clips, disagree {rate}, {top} -- {title[:90]}")
+        if cut_rank is None and share >= 0.5:
+            cut_rank = rank
+    print(f"error clusters: {len(r['clusters'])}; first made mostly of cut-offs: rank {cut_rank}")
+    for finder, flag in (("cutoff", cut), ("mislabeled", issue)):
+        un = r["path"][flag & clean]
+        lst = d / f"{run_name}-{finder}-unplanted.txt"
+        lst.write_text("".join(p + "\n" for p in un.tolist()))
+        print(f"  {len(un)} unplanted clips flagged {finder}: {lst}")
+        if audit and len(un) and finder == "cutoff":
+            pick = np.random.default_rng(seed).permutation(len(un))[:audit]
+            png = Path(f"/tmp/audit-{name}-s{seed}-{run_name}-{finder}.png")
+            montage([d / "dataset" / p for p in un[pick].tolist()], png)
+            print(f"  audit sheet: {png}")
+
+
+def montage(paths: list[Path], out: Path, cols: int = 4) -> None:
+    """Spectrograms (0-8 kHz, 70 dB range) with the level envelope in red, one tile per clip, on a 1 s axis."""
+    from PIL import Image, ImageDraw
+
+    from ml.audio import read_wav
+
+    w, h = 320, 150
+    img = Image.new("RGB", (w * cols, (h + 14) * -(-len(paths) // cols)), "white")
+    draw = ImageDraw.Draw(img)
+    for k, p in enumerate(paths):
+        x, sr = read_wav(p)
+        length = x.size / sr
+        x = np.pad(x, (0, max(0, sr - x.size)))
+        fr = np.lib.stride_tricks.sliding_window_view(x, 256)[::80] * np.hanning(256)
+        spec = 10 * np.log10(np.abs(np.fft.rfft(fr, axis=1)) ** 2 + 1e-10).T[::-1]
+        spec = np.clip((spec - (spec.max() - 70)) / 70, 0, 1)
+        tile = Image.fromarray((255 * (1 - spec)).astype(np.uint8)).resize((w - 4, h - 40))
+        r0, c0 = divmod(k, cols)
+        x0, y0 = c0 * w, r0 * (h + 14)
+        img.paste(tile.convert("RGB"), (x0, y0 + 14))
+        env = 10 * np.log10(np.convolve(x**2, np.ones(160) / 160, "same")[::40] + 1e-10)
+        env = np.clip((env + 80) / 80, 0, 1)
+        draw.line([(x0 + i * (w - 4) / len(env), y0 + h - 2 - 24 * v) for i, v in enumerate(env)], fill="red")
+        edge = x0 + (w - 4) * min(1.0, length)
+        draw.line([(edge, y0 + 14), (edge, y0 + h)], fill="blue")
+        draw.text((x0 + 2, y0 + 1), f"{k}: {str(p)[-40:]}", fill="black")
+    img.save(out)
+
+
+def score_store(d: Path, name: str, seed: int, runs: list[str] | None, reanalyze: bool, audit: int) -> None:
+    """Score every (or each named) run in the planted set's store, analyzing it again first if asked."""
+    from sqlalchemy import select
+
+    from app.config import Settings
+    from app.store.db import open_store
+    from app.store.models import Run
+
+    if runs is None:
+        with open_store(Settings(data_dir=d / "store")).session() as s:
+            runs = [n for n, st in s.execute(select(Run.name, Run.status).order_by(Run.id)) if st == "complete"]
+    for run_name in runs:
+        if reanalyze:
+            _run([EARMARK, "analyze", "--run", run_name], d / "store")
+        score_run(d, name, seed, run_name, audit)
+
+
+def main() -> None:
+    """Command line: ``prepare`` (plant, ingest, train, project, analyze) or ``score``."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("stage", choices=("prepare", "score"))
+    ap.add_argument("--sets", nargs="+", default=["arabic"], choices=sorted(SETS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    ap.add_argument("--model", default="melcnn")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/real_finders"))
+    ap.add_argument("--runs", nargs="*", default=None, help="score: run names (default: every run in the store)")
+    ap.add_argument("--reanalyze", action="store_true", help="score: run `earmark analyze` again first")
+    ap.add_argument("--audit", type=int, default=0, help="score: spectrograms of this many unplanted flagged clips")
+    args = ap.parse_args()
+    for name in args.sets:
+        for seed in args.seeds:
+            if args.stage == "prepare":
+                prepare(args.work, name, seed, args.model, args.epochs, args.folds, args.width)
+            else:
+                score_store(args.work / f"{name}-s{seed}", name, seed, args.runs, args.reanalyze, args.audit)
+
+
+if __name__ == "__main__":
+    main()
