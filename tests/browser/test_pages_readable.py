@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from app.config import Settings
 from app.pipeline.ingest_report import leakage_report
 from app.store.db import open_store
+from app.store.flags import upsert_flag
 from app.store.models import Clip, ClipScore, Dataset, Finding, FindingClip, Prediction, Run
 from tests.browser.conftest import serve_in_thread, wait_for_js
 from tests.factories import _metrics, make_dataset, make_run
@@ -102,6 +103,17 @@ def demo_site(tmp_path_factory):
             s.add(FindingClip(finding_id=finding.id, clip_id=cid, score=0.9))
         s.execute(update(ClipScore).where(ClipScore.run_id == fb.run_id, ClipScore.clip_id.in_(cut_ids))
                   .values(cutoff_score=0.93, suggested_label="learn", label_quality=0.096, label_issue=True))
+        # a cluster finding (labelled on the cloud), and a few people's flags (the Flags page's picture)
+        cluster_ids = [c for c in fa.clip_ids if c % 36 == 9][:30]
+        s.add(Finding(run_id=fb.run_id, kind="cluster", rank=2, score=41.0, n_clips=len(cluster_ids), reason="mislabeled",
+                      title="an error cluster", description="clips the model keeps confusing"))
+        s.flush()
+        cluster = s.scalars(select(Finding).where(Finding.run_id == fb.run_id, Finding.kind == "cluster")).one()
+        s.add_all([FindingClip(finding_id=cluster.id, clip_id=c, score=0.5) for c in cluster_ids])
+        for cid, reason, label, note, who in [(fa.clip_ids[50], "mislabeled", "go", "says go, clearly", "ana"),
+                                               (fa.clip_ids[51], "noise_only", None, "", "ben"),
+                                               (fa.clip_ids[52], "multiple_words", None, "two words", "ana")]:
+            upsert_flag(s, cid, reason, label, note=note, author=who)
         # a second data set, without speakers and without leakage
         ds2, _ = make_dataset(s, root / "audio2", n_clips=60, name="no-speakers", write_audio=False)
         s.execute(update(Clip).where(Clip.dataset_id == ds2.id).values(speaker=None))
