@@ -2,14 +2,16 @@
  * sort the per-class table by a click on a heading (numbers: rows without a value go last). */
 (function () {
   "use strict";
-  // the two pickers never name the same run: the run picked in one is disabled in the other
+  // the two pickers never name the same run: picking in one the run the other holds swaps them
   const pickA = document.getElementById("pick-a"), pickB = document.getElementById("pick-b");
-  function exclude() {
-    [[pickA, pickB], [pickB, pickA]].forEach(([mine, other]) => Array.from(other.options).forEach((o) => {
-      if (o.value) o.disabled = o.value === mine.value;
+  if (pickA && pickB) {
+    const was = new Map([[pickA, pickA.value], [pickB, pickB.value]]);
+    [[pickA, pickB], [pickB, pickA]].forEach(([mine, other]) => mine.addEventListener("change", () => {
+      if (mine.value && mine.value === other.value) other.value = was.get(mine);
+      was.set(pickA, pickA.value);
+      was.set(pickB, pickB.value);
     }));
   }
-  if (pickA && pickB) { exclude(); pickA.addEventListener("change", exclude); pickB.addEventListener("change", exclude); }
   const data = document.getElementById("cm-diff-data");
   const el = document.getElementById("cm-diff");
   if (data && el && window.Plotly) {
