@@ -293,6 +293,7 @@
     const k = ev.key;
     if (k === "j") { go(1); } else if (k === "k") { go(-1); }
     else if (k === " ") {
+      if (/^(AUDIO|VIDEO)$/.test(t.tagName)) return;  // the focused player toggles itself (no double toggle)
       const own = document.getElementById("clip-audio");  // the clip page's player
       if (own) { if (own.paused) own.play().catch((e) => toast("cannot play: " + e.message, true)); else own.pause(); }
       else { const id = currentClip(); if (id) play(id); }

@@ -173,7 +173,11 @@ def test_label_picker_and_keys_update_the_form(site, page):
     page.wait_for_selector("dialog#label-picker[open]")
     page.keyboard.press("Escape")
     wait_for_js(page, "!document.querySelector('dialog#label-picker')")
-    # c with the audio player focused: the keys still work, and the form follows
+    # with the audio player focused: space plays it (once, not toggled twice), c still flags, the form follows
+    page.focus("#clip-audio")
+    page.keyboard.press(" ")
+    wait_for_js(page, "!document.getElementById('clip-audio').paused", timeout=5_000)
+    page.evaluate("document.getElementById('clip-audio').pause()")
     page.focus("#clip-audio")
     page.keyboard.press("c")
     page.wait_for_selector(f"[data-flag-cell='{c['id']}'] .badge.flag-cutoff")
