@@ -34,6 +34,9 @@ NESTED = "[" * 100_000 + "]" * 100_000
 HOSTILE: list = [0, -1, 2**31, 2**63, 10**100, "²", "١٢", "", " ", "NaN", "inf", "-inf", "1e309", "1.5",
                  "../../etc/passwd", "%00", "a\x00b", "\x00", "\ud800", "x" * 10_000, "<script>alert(1)</script>",
                  "' OR 1=1 --", "Ærø 東京 🎧", "null", NESTED[:2000] + NESTED[-2000:]]
+NUMBER_HOSTILE: list = [-1, 2**63, 10**100, "NaN", "inf", "-inf", "1e309", "²", "\x00", "x" * 10_000]
+CONDITION_HOSTILE: list = [*NUMBER_HOSTILE, "\ud800", "' OR 1=1 --", "1..2", "..", "a..b", "Ærø 東京"]
+CONDITION_KEYS = ("meta.gender", "meta.take.min", "stat.rms_dbfs.below", "speaker", "speaker.missing", "col", "val")
 VALID_QUERY = {"name": "speaker"}  # required query parameters: a value the route accepts
 CLOSED_HOSTILE: list = [2**63, "²", "", "\x00", "\ud800", "x" * 10_000, "' OR 1=1 --"]
 
@@ -46,8 +49,11 @@ def _is_closed(annotation) -> bool:
 
 
 def _values_for(annotation) -> list:
-    """The hostile list; a closed vocabulary gets a short one (its check is a set lookup)."""
-    return CLOSED_HOSTILE if _is_closed(annotation) else HOSTILE
+    """The hostile list; a closed vocabulary or a float gets a shorter one (pydantic parses those alike)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    if _is_closed(annotation):
+        return CLOSED_HOSTILE
+    return NUMBER_HOSTILE if args == [float] else HOSTILE
 
 
 def _flat_routes(routes, prefix: str = ""):
@@ -208,6 +214,10 @@ def _route_cases(path: str, route: APIRoute, ids: dict):
     for name, field in query_params.items():
         for value in _values_for(field.field_info.annotation):
             yield f"query {name}={_as_text(value)[:20]!r}", valid_path, {**base_query, name: value}, body_kw
+    if "sort" in query_params:  # the clip list's filters also read column conditions (undeclared keys)
+        for name in CONDITION_KEYS:
+            for value in CONDITION_HOSTILE:
+                yield f"query {name}={_as_text(value)[:20]!r}", valid_path, {**base_query, name: value}, body_kw
     if json_model is not None:
         base = json.loads(body_kw["content"])
         for name in json_model.model_fields:
