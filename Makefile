@@ -30,7 +30,7 @@ install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
 
 lint: dev
-	$(BIN)/ruff check app ml tests bench migrations
+	$(BIN)/ruff check app ml earmark tests bench migrations
 
 test: dev lint
 	$(BIN)/python -m pytest
