@@ -21,6 +21,7 @@ from app.limits import MAX_ID, MAX_JSON_DEPTH, check_text, json_depth, parse_id
 from app.pipeline.flag_files import ImportRejected
 from app.pipeline.flags import import_flags
 from app.pipeline.import_run import import_run
+from app.pipeline.ingest import ingest
 from app.pipeline.train import create_run
 from app.run_files import from_arrays
 from app.store.datasets import resolve_dataset
@@ -31,6 +32,8 @@ from app.store.runs import get_run, resolve_run
 from app.web.main import create_app
 from ml.config import TrainConfig
 from tests.factories import make_run
+from tests.test_ingest_manifest import ROWS as MANIFEST_ROWS
+from tests.test_ingest_manifest import _set as _manifest_set
 
 HOSTILE_REFS = ["²", "١٢", str(2**31), str(2**63), str(10**100), "0", "a\x00b", "\ud800", "n\udcff"]
 CSRF = {"X-Earmark-CSRF": "1", "Content-Type": "application/json"}
@@ -131,6 +134,26 @@ def test_flag_import_refuses_nul_surrogates_and_overflowing_times_by_line(store,
         import_flags(s, "[" * 100_000 + "]" * 100_000, "json")
     assert "nested" in e.value.problems[0][1]
     assert _counts(store) == before
+
+
+@pytest.mark.parametrize("where", ["label", "meta", "speaker"])
+def test_ingest_refuses_nul_and_surrogates_in_manifest_text_with_the_line(store, tmp_path, where):
+    rows = [r for r in MANIFEST_ROWS if r[3] != 4000 and r[2] < 30]
+    header, extra = "path,label,split,mic,native", (lambda i: f",usb{i},true")
+    if where == "label":
+        rows = [(p, lab + ("\x00" if i == 1 else ""), sec, rate) for i, (p, lab, sec, rate) in enumerate(rows)]
+    elif where == "meta":
+        extra = lambda i: f",mic{chr(0) if i == 1 else ''},true"  # noqa: E731
+    else:
+        header, extra = "path,label,split,speaker,native", (lambda i: f",sp{'XX' if i == 1 else ''},true")  # noqa: E731
+    manifest = _manifest_set(tmp_path / "set", rows, header=header, extra=extra)
+    if where == "speaker":  # a byte that is not UTF-8
+        manifest.write_bytes(manifest.read_bytes().replace(b"spXX", b"sp\xff"))
+    with pytest.raises(EarmarkError) as e:
+        ingest(store, manifest)
+    assert e.value.status == 422 and "line 3" in e.value.title + e.value.detail, (e.value.title, e.value.detail)
+    with store.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Clip)) == 0
 
 
 def test_web_refuses_deep_json_bodies_and_big_ids(store, tmp_path):

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import EarmarkError
+from app.limits import check_text
 from ml.audio import MAX_CLIP_SECONDS
 from ml.layouts import LayoutPlan, SplitPlan, load_plan, plan_layout
-from ml.manifests import Manifest
+from ml.manifests import ClipRecord, Manifest
 from ml.speech_commands import LayoutError
 from ml.tables import ManifestError
 
@@ -102,6 +103,26 @@ def manifest_error(exc: ManifestError | LayoutError, path: Path) -> EarmarkError
                         "(--manifest FILE) or files named by a pattern (--name-pattern REGEX)", status=422)
 
 
+def check_record_text(records: list[ClipRecord]) -> None:
+    """Refuse (422, naming the row) a path, label, speaker or metadata text with a NUL or a lone surrogate:
+    no database can store them. One pass over the joined text; rows are searched only on a hit."""
+    def texts(r: ClipRecord) -> list[tuple[str, str]]:
+        return [("path", r.path), ("label", r.label), ("speaker", r.speaker), *((f"column {k!r}", k) for k in r.meta),
+                *((f"column {k!r}", v) for k, v in r.meta.items())]
+
+    blob = "\x01".join(v for r in records for _, v in texts(r) if isinstance(v, str))
+    if "\x00" not in blob and not any("\ud800" <= ch <= "\udfff" for ch in set(blob)):
+        return
+    for r in records:
+        for what, value in texts(r):
+            if isinstance(value, str):
+                try:
+                    check_text(value, what)
+                except EarmarkError as exc:
+                    raise EarmarkError(f"{r.where or r.path}: {exc.title}", detail=repr(value[:80]),
+                                       hint="fix that row, or its file name", status=422) from None
+
+
 def plan_ingest(path: Path, options: IngestOptions, sample_rate: int | None = None,
                 max_seconds: float | None | str = "default") -> PlannedIngest:
     """Plan and read the clip records of ``path`` (a folder or a manifest file); nothing is decoded.
@@ -127,6 +148,7 @@ def plan_ingest(path: Path, options: IngestOptions, sample_rate: int | None = No
     if not manifest.records:
         raise EarmarkError(f"no clips to ingest in {path}", detail="; ".join(manifest.notes)[:500],
                            hint="check the manifest rows or the --name-pattern", status=422)
+    check_record_text(manifest.records)
     return PlannedIngest(plan, manifest, split, sample_rate, max_seconds, options)  # type: ignore[arg-type]
 
 
