@@ -47,8 +47,8 @@ def test_confusion_cell_opens_the_filtered_list(live_site, page):
     rows = page.locator("tr[data-clip]")
     assert rows.count() == n
     for i in range(n):
-        cells = rows.nth(i).locator("td")
-        assert cells.nth(3).inner_text().startswith(label) and cells.nth(4).inner_text().startswith(pred)
+        cells = rows.nth(i).locator("td")  # a checkbox, play, clip, spectrogram, label, prediction
+        assert cells.nth(4).inner_text().startswith(label) and cells.nth(5).inner_text().startswith(pred)
 
 
 def test_clip_audio_really_plays(live_site, page):
