@@ -19,6 +19,19 @@
   audio.addEventListener("play", () => { if (!frame) frame = window.requestAnimationFrame(tick); });
   ["pause", "ended", "seeked", "loadedmetadata", "timeupdate"].forEach((ev) => audio.addEventListener(ev, place));
 
+  // who flagged the clip and when, kept in step with the flag (the form, the keys)
+  const by = document.getElementById("flag-by");
+  document.addEventListener("earmark:flag", (ev) => {
+    if (!by || ev.detail.id !== document.querySelector("[data-current-clip]").dataset.currentClip) return;
+    const flag = ev.detail.flag;
+    by.hidden = !flag;
+    if (!flag) return;
+    by.querySelector("[data-f=author]").textContent = flag.author || "";
+    const t = by.querySelector("time");
+    t.setAttribute("datetime", flag.updated_at || "");
+    window.earmark.humanTimes(by);
+  });
+
   document.querySelectorAll(".media-fig [data-seek]").forEach((plot) => {
     plot.addEventListener("click", (ev) => {
       const r = plot.getBoundingClientRect();

@@ -159,6 +159,8 @@ def test_label_picker_and_keys_update_the_form(site, page):
     assert page.inner_text(f"[data-flag-cell='{c['id']}']").strip() == f"mislabeled → {c['pred']}"
     assert page.is_checked(f"{form} input[value=mislabeled]")
     assert page.input_value(f"{form} select[name=corrected_label]") == c["pred"]
+    assert page.is_visible("#flag-by") and "flagged by anonymous" in page.inner_text("#flag-by")
+    assert "ago" in page.inner_text("#flag-by time")
     # the search is case-insensitive: typing replaces the suggestion
     other = next(lbl for lbl in page.evaluate("earmark.labels()") if lbl not in (c["pred"], c["target"]))
     page.keyboard.press("m")
@@ -186,7 +188,7 @@ def test_label_picker_and_keys_update_the_form(site, page):
     page.focus("#clip-audio")
     page.keyboard.press("x")
     wait_for_js(page, f"!document.querySelector(\"[data-flag-cell='{c['id']}'] .badge\")")
-    assert not page.is_checked(f"{form} input[value=cutoff]")
+    assert not page.is_checked(f"{form} input[value=cutoff]") and page.is_hidden("#flag-by")
     # typing in the note field is typing, not shortcuts
     page.fill(f"{form} input[name=note]", "")
     page.focus(f"{form} input[name=note]")
