@@ -66,8 +66,9 @@ def prepare(work: Path, name: str, seed: int, model: str, epochs: int, folds: in
         t = time.perf_counter()
         rep = plant(SETS[name], d, seed=seed)
         print(f"planted {name} seed {seed}: {rep.counts} ({time.perf_counter() - t:.0f} s)", flush=True)
-        _run([EARMARK, "ingest", str(rep.dataset_dir), "--name", f"{name}-planted-s{seed}"], store)
-    run = f"{model}-e{epochs}-f{folds}"
+    if not (store / "earmark.db").is_file():
+        _run([EARMARK, "ingest", str(d / "dataset"), "--name", f"{name}-planted-s{seed}"], store)
+    run = f"{model}-e{epochs}" + (f"-f{folds}" if folds else "")
     _run([EARMARK, "train", "--model", model, "--epochs", str(epochs), "--folds", str(folds),
           "--width", str(width), "--seed", str(seed), "--name", run], store)
     _run([EARMARK, "project", "--run", run], store)

@@ -239,7 +239,8 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
 
     t = step("error clusters (HDBSCAN)", 4)
     signal = np.stack([data.signal[c] for c in CLUSTER_SIGNAL], axis=1)  # (n, 4)
-    clusters = cluster_embeddings(data.emb, seed=seed, signal=signal) if data.has_embeddings \
+    clusters = cluster_embeddings(data.emb, seed=seed, signal=signal, cut_off=cut.score >= CUTOFF_THRESHOLD) \
+        if data.has_embeddings \
         else np.full(n, -1, dtype=np.int64)
     timings["clusters"] = time.perf_counter() - t
 
