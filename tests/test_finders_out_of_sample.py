@@ -129,3 +129,44 @@ def test_cut_off_clips_of_real_speech_form_their_own_error_cluster():
     assert share >= 0.9 and np.isin(np.flatnonzero(cut), members).mean() >= 0.8, (share, members.size)
     share_without, _ = cut_share_of_top(cluster_embeddings(emb, min_cluster_size=15, signal=signal))
     assert share_without < 0.5
+
+
+def test_real_words_under_way_at_the_first_sample_are_cut_off_when_the_model_is_unsure():
+    """Real Arabic clips whose first 20-50 % of the word is cut away (``ml.plant``): sound from the
+    first frame is cut-off evidence that reaches the threshold when the model is unsure of the clip,
+    not when it is confident and right; the clean originals stay under either way."""
+    from pathlib import Path
+
+    from ml.analysis.cutoff import CUTOFF_THRESHOLD, cutoff_scores
+    from ml.analysis.signal import signal_stats
+    from ml.audio import read_wav
+    from ml.plant import _start_cutoff, word_span
+    from tests.conftest import skip_or_fail
+
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "arabic-speech-commands" / "dataset"
+    if not root.is_dir():
+        skip_or_fail(f"real audio not found at {root} (see ../shared/data/README.md)")
+    rng = np.random.default_rng(1)
+    clean, cut = [], []
+    for word in ("open", "record", "send", "left", "digit", "five"):
+        for path in sorted((root / word).glob("*_NO_02.flac"))[:4]:
+            x, sr = read_wav(path)
+            span = word_span(x, sr)
+            if span is None:
+                continue
+            clean.append(signal_stats(x, sr))
+            cut.append(signal_stats(_start_cutoff(x, sr, span, rng, x.size)[0], sr))
+    assert len(cut) >= 20
+
+    def flagged(stats, confidence):
+        cols = {k: np.array([getattr(s, k) for s in stats]) for k in
+                ("end_energy_db", "trail_silence_ms", "lead_silence_ms", "duration_s", "cutoff_signal")}
+        n = len(stats)
+        return cutoff_scores(cols["end_energy_db"], cols["trail_silence_ms"], cols["lead_silence_ms"],
+                             cols["duration_s"], cols["cutoff_signal"], agree=np.ones(n, bool),
+                             confidence=np.full(n, confidence)).score >= CUTOFF_THRESHOLD
+
+    assert flagged(cut, 0.5).mean() >= 0.6  # right but unsure: most start cut-offs are found
+    assert flagged(cut, 0.95).mean() <= 0.1  # confident and right: the model vouches for the clip
+    # One clean original starts with sound at its first frame too: only an unsure model lets it through.
+    assert flagged(clean, 0.5).sum() <= 1 and not flagged(clean, 0.95).any()
