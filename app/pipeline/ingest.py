@@ -25,7 +25,6 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, EarmarkError
@@ -34,6 +33,16 @@ from app.pipeline.common import Progress, no_progress
 from app.pipeline.ingest_plan import IngestOptions, PlannedIngest, fingerprint, plan_ingest
 from app.pipeline.ingest_report import IngestReport, build_report, leakage_report
 from app.process import current_owner, owner_alive
+from app.store.clips import clip_ids_by_path, delete_clips, distinct_labels, leakage_rows, update_clips
+from app.store.datasets import (
+    add_dataset,
+    clear_rejects,
+    dataset_named,
+    delete_dataset_row,
+    get_dataset,
+    remove_dataset,
+    update_dataset,
+)
 from app.store.db import Store
 from app.store.models import Clip, Dataset, Reject
 from app.store.writes import bulk_insert
@@ -137,17 +146,14 @@ def _decode_all(root: Path, paths: list[str], sample_rate: int | None, max_sampl
 
 def _claim(session: Session, name: str, root: Path, planned: PlannedIngest, fingerprint: str) -> tuple[Dataset, bool]:
     """The data set row to fill and whether it is new. Cleans up a stale 'ingesting' row."""
-    ds = session.scalars(select(Dataset).where(Dataset.name == name)).first()
+    ds = dataset_named(session, name)
     if ds is not None and ds.status != "ready":
         owner = (ds.list_stats or {}).get("ingest_owner") or {}
         if owner_alive(owner):
             raise Conflict(f"data set {name!r} is being ingested right now (process {owner['pid']})",
                            hint="wait for that ingest to finish, or ingest under another --name")
         log.info("removing the unfinished data set %r (id %s) left by an interrupted ingest", name, ds.id)
-        session.execute(delete(Reject).where(Reject.dataset_id == ds.id))
-        session.execute(delete(Clip).where(Clip.dataset_id == ds.id))
-        session.delete(ds)
-        session.flush()
+        remove_dataset(session, ds)
         ds = None
     if ds is not None:
         if ds.root != str(root):
@@ -155,11 +161,9 @@ def _claim(session: Session, name: str, root: Path, planned: PlannedIngest, fing
                            detail=f"it was ingested from {ds.root}",
                            hint="pick another name with --name, or ingest that folder again")
         return ds, False
-    ds = Dataset(name=name, root=str(root), layout=planned.plan.kind, status="ingesting",
-                 split_source=planned.split_source,
-                 list_stats={"ingest_owner": current_owner(),
-                             "fingerprint": fingerprint})
-    session.add(ds)
+    ds = add_dataset(session, name=name, root=str(root), layout=planned.plan.kind, status="ingesting",
+                     split_source=planned.split_source,
+                     list_stats={"ingest_owner": current_owner(), "fingerprint": fingerprint})
     session.commit()  # reserve the name; readers ignore it until 'ready'
     return ds, True
 
@@ -209,8 +213,7 @@ def ingest(store: Store, path: str | Path, name: str | None = None, progress: Pr
             log.info("data set %r is unchanged since its last ingest; keeping it", name)
             return build_report(session, ds, unchanged=True, seconds=time.perf_counter() - t0)
         dataset_id = ds.id
-        existing = {} if is_new else dict(session.execute(
-            select(Clip.path, Clip.id).where(Clip.dataset_id == dataset_id)).all())
+        existing = {} if is_new else clip_ids_by_path(session, dataset_id)
         session.commit()  # end the read transaction: no snapshot held open while decoding
         try:
             n_clips, n_rejects, rates = _write_clips(session, planned, dataset_id, existing, max_samples,
@@ -235,25 +238,24 @@ def ingest(store: Store, path: str | Path, name: str | None = None, progress: Pr
                                detail=f"all {n_rejects} were rejected ({rate}, mono, at most {max_s} s expected)",
                                hint="check the files, or pass --sample-rate / --max-seconds to match them")
         report("finishing", 0, 1)
-        rows = session.execute(select(Clip.path, Clip.split, Clip.speaker, Clip.content_hash)
-                               .where(Clip.dataset_id == dataset_id)).all()
+        rows = leakage_rows(session, dataset_id)
         list_stats = planned.manifest.list_stats
         stats = {k: v for k, v in list_stats.items()}
         stats["fingerprint"] = fp
-        labels = sorted(session.scalars(select(Clip.label).where(Clip.dataset_id == dataset_id).distinct()))
+        labels = distinct_labels(session, dataset_id)
         leakage = leakage_report(rows, list_stats.get("in_both_lists", []))
         leakage["speaker_leakage"] = planned.split.speaker_leakage
         source = planned.source_info()
         source["sample_rates"] = {str(k): v for k, v in sorted(rates.items())}
-        session.execute(update(Dataset).where(Dataset.id == dataset_id).values(
-            status="ready", layout=planned.plan.kind, split_source=planned.split_source, n_clips=n_clips,
+        update_dataset(
+            session, dataset_id, status="ready", layout=planned.plan.kind, split_source=planned.split_source, n_clips=n_clips,
             n_rejects=n_rejects, sample_rate=sr or max(rates, key=lambda r: (rates[r], r)), labels=labels,
             list_stats=stats, leakage=leakage, noise_files=noise_ok, meta_columns=dict(planned.manifest.meta_types),
-            speaker_leakage=planned.split.speaker_leakage, source=source))
+            speaker_leakage=planned.split.speaker_leakage, source=source)
         session.commit()
         report("finishing", 1, 1)
         session.expire_all()
-        ds = session.get(Dataset, dataset_id)
+        ds = get_dataset(session, dataset_id)
         out = build_report(session, ds, unchanged=False, seconds=time.perf_counter() - t0)
         log.info("ingested %s: %d clips, %d rejects in %.1f s", name, n_clips, n_rejects, out.seconds)
         return out
@@ -289,7 +291,7 @@ def _check_name(name: str) -> str:
 def _drop(session: Session, dataset_id: int) -> None:
     """Remove an unfinished data set row (best effort: the next ingest also cleans it up)."""
     try:
-        session.execute(delete(Dataset).where(Dataset.id == dataset_id))
+        delete_dataset_row(session, dataset_id)
         session.commit()
     except Exception:  # noqa: BLE001 - the original error matters more than this cleanup
         log.warning("could not remove the unfinished data set %s; the next ingest will", dataset_id, exc_info=True)
@@ -334,7 +336,7 @@ def _write_clips(session: Session, planned: PlannedIngest, dataset_id: int, exis
         report("decoding", done, total)
 
     report("writing", 0, total)
-    session.execute(delete(Reject).where(Reject.dataset_id == dataset_id))
+    clear_rejects(session, dataset_id)
     seen: set[str] = set()
     n_clips = n_rejects = done = 0
     rates: dict[int, int] = {}
@@ -358,16 +360,14 @@ def _write_clips(session: Session, planned: PlannedIngest, dataset_id: int, exis
             else:
                 inserts.append(row)
         bulk_insert(session, Clip, inserts)
-        if updates:
-            session.execute(update(Clip), updates)  # ORM bulk UPDATE by primary key
+        update_clips(session, updates)  # ORM bulk UPDATE by primary key
         bulk_insert(session, Reject, rejects)
         n_clips += len(inserts) + len(updates)
         n_rejects += len(rejects)
         done += len(chunk)
         report("writing", done, total)
     gone = [cid for p, cid in existing.items() if p not in seen]
-    for i in range(0, len(gone), 5000):
-        session.execute(delete(Clip).where(Clip.id.in_(gone[i:i + 5000])))
+    delete_clips(session, gone)
     if gone:
         log.info("removed %d clips that are no longer in the folder (or are now rejected)", len(gone))
     return n_clips, n_rejects, rates

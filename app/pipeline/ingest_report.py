@@ -6,10 +6,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.store.models import Clip, Dataset, Reject
+from app.store.clips import split_counts
+from app.store.datasets import reject_summary
+from app.store.models import Dataset
 
 EXAMPLES_PER_REASON = 5  # first paths shown per reject reason
 LEAKAGE_LIMIT = 200  # entries kept per leakage list (the counts are always complete)
@@ -96,27 +97,18 @@ def leakage_report(rows: Iterable[Sequence], in_both_lists: Sequence[str] = ()) 
 
 def build_report(session: Session, ds: Dataset, unchanged: bool, seconds: float) -> IngestReport:
     """The report of data set ``ds`` as stored."""
-    in_ds = Clip.dataset_id == ds.id
-    splits = dict(session.execute(select(Clip.split, func.count()).where(in_ds).group_by(Clip.split)).all())
-    per_split = dict(session.execute(
-        select(Clip.split, func.count(func.distinct(Clip.speaker))).where(in_ds).group_by(Clip.split)).all())
-    n_speakers = session.scalar(select(func.count(func.distinct(Clip.speaker))).where(in_ds)) or 0
-    n_cutoff = session.scalar(select(func.count()).select_from(Clip).where(in_ds, Clip.cutoff_signal.is_(True))) or 0
-    rejects: dict[str, dict] = {}
-    counts = session.execute(select(Reject.reason, func.count()).where(Reject.dataset_id == ds.id)
-                             .group_by(Reject.reason)).all()
-    for reason, n in sorted(counts, key=lambda rc: (-rc[1], rc[0])):
-        examples = session.execute(select(Reject.path, Reject.detail).where(
-            Reject.dataset_id == ds.id, Reject.reason == reason).order_by(Reject.path).limit(EXAMPLES_PER_REASON)).all()
-        rejects[reason] = {"count": n, "examples": [{"path": p, "detail": d} for p, d in examples]}
+    counts = split_counts(session, ds.id)
+    splits, per_split = counts.clips, counts.speakers
+    rejects = {r.reason: {"count": r.count, "examples": [{"path": e.path, "detail": e.detail} for e in r.examples]}
+               for r in reject_summary(session, ds.id, EXAMPLES_PER_REASON)}
     list_stats = {k: v for k, v in (ds.list_stats or {}).items() if k not in ("fingerprint", "ingest_owner")}
     return IngestReport(
         dataset_id=ds.id, name=ds.name, root=ds.root, layout=ds.layout, split_source=ds.split_source,
         unchanged=unchanged, n_clips=sum(splits.values()), n_rejects=sum(r["count"] for r in rejects.values()),
         splits={s: splits.get(s, 0) for s in ("train", "validation", "test")}, labels=list(ds.labels or []),
-        n_speakers=n_speakers, speakers_per_split={s: per_split.get(s, 0) for s in ("train", "validation", "test")},
+        n_speakers=counts.n_speakers, speakers_per_split={s: per_split.get(s, 0) for s in ("train", "validation", "test")},
         rejects=rejects, list_stats=list_stats, leakage=dict(ds.leakage or {}),
-        n_noise_files=len(ds.noise_files or []), n_cutoff_signal=n_cutoff, seconds=seconds,
+        n_noise_files=len(ds.noise_files or []), n_cutoff_signal=counts.n_cutoff_signal, seconds=seconds,
         meta_columns=dict(ds.meta_columns or {}), speaker_leakage=ds.speaker_leakage or "not_checked",
         notes=list((ds.source or {}).get("notes") or []), command=str((ds.source or {}).get("command") or ""),
     )

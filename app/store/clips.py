@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import and_, select
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import ClipNotFound
@@ -24,6 +25,25 @@ class ClipTable:
     labels: list[str]
     splits: list[str]
     speakers: list[str | None]
+
+
+@dataclass(frozen=True)
+class SplitCounts:
+    """What an ingest report says of a data set's clips, per split (train / validation / test...)."""
+
+    clips: dict[str, int]  # split -> clips
+    speakers: dict[str, int]  # split -> distinct speakers
+    n_speakers: int  # distinct speakers over all splits
+    n_cutoff_signal: int  # clips whose speech is still on at the end
+
+
+class LeakageRow(NamedTuple):
+    """One clip as the leakage check reads it."""
+
+    path: str
+    split: str
+    speaker: str | None
+    content_hash: str
 
 
 def get_clip(session: Session, clip_id: int) -> Clip:
@@ -152,3 +172,42 @@ def clip_durations(session: Session, dataset_id: int) -> np.ndarray:
     """Every clip's duration in seconds (float64, id order): what the trainer's window is fitted to."""
     rows = session.scalars(select(Clip.duration_s).where(Clip.dataset_id == dataset_id).order_by(Clip.id)).all()
     return np.asarray(rows, dtype=np.float64)
+
+
+def split_counts(session: Session, dataset_id: int) -> SplitCounts:
+    """Clips and speakers per split, speakers in all, and clips with a cut-off signal."""
+    in_ds = Clip.dataset_id == dataset_id
+    clips = dict(session.execute(select(Clip.split, func.count()).where(in_ds).group_by(Clip.split)).all())
+    speakers = dict(session.execute(
+        select(Clip.split, func.count(func.distinct(Clip.speaker))).where(in_ds).group_by(Clip.split)).all())
+    n_speakers = session.scalar(select(func.count(func.distinct(Clip.speaker))).where(in_ds)) or 0
+    n_cutoff = session.scalar(select(func.count()).select_from(Clip).where(in_ds, Clip.cutoff_signal.is_(True))) or 0
+    return SplitCounts(clips, speakers, n_speakers, n_cutoff)
+
+
+def clip_ids_by_path(session: Session, dataset_id: int) -> dict[str, int]:
+    """{path: clip id} for every clip of the data set (what a re-ingest merges by)."""
+    return dict(session.execute(select(Clip.path, Clip.id).where(Clip.dataset_id == dataset_id)).all())
+
+
+def leakage_rows(session: Session, dataset_id: int) -> list[LeakageRow]:
+    """(path, split, speaker, content hash) of every clip of the data set, for the leakage check."""
+    return [LeakageRow(*r) for r in session.execute(
+        select(Clip.path, Clip.split, Clip.speaker, Clip.content_hash).where(Clip.dataset_id == dataset_id)).all()]
+
+
+def distinct_labels(session: Session, dataset_id: int) -> list[str]:
+    """The data set's labels, sorted."""
+    return sorted(session.scalars(select(Clip.label).where(Clip.dataset_id == dataset_id).distinct()))
+
+
+def update_clips(session: Session, rows: list[dict]) -> None:
+    """ORM bulk UPDATE by primary key: each row holds ``id`` and the columns to set. Caller commits."""
+    if rows:
+        session.execute(update(Clip), rows)
+
+
+def delete_clips(session: Session, clip_ids: list[int], batch: int = 5000) -> None:
+    """Delete these clips, ``batch`` ids a statement. Caller commits."""
+    for i in range(0, len(clip_ids), batch):
+        session.execute(delete(Clip).where(Clip.id.in_(clip_ids[i:i + batch])))
