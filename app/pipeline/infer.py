@@ -22,9 +22,8 @@ from app.process import heartbeat
 from app.store.clips import load_clips
 from app.store.datasets import get_dataset
 from app.store.db import Store
-from app.store.models import utcnow
 from app.store.predictions import PredictionRow, replace_predictions
-from app.store.runs import beat_run, claim_run, get_run, resolve_run, set_run_status
+from app.store.runs import beat_run, claim_run, finish_run, resolve_run, set_run_status
 from ml.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -141,8 +140,6 @@ def _infer(store: Store, run_id: int, root: Path, clips, cfg: TrainConfig, check
         progress("writing", 0, len(pred_rows))
     with store.session() as s, s.begin():  # ONE transaction: all rows and 'complete', or nothing
         replace_predictions(s, run_id, pred_rows)
-        run = get_run(s, run_id)
-        run.metrics, run.status, run.finished_at = metrics, "complete", utcnow()
-        run.n_params, run.embedding_dim = lm.n_params, lm.embedding_dim
+        finish_run(s, run_id, "complete", metrics=metrics, n_params=lm.n_params, embedding_dim=lm.embedding_dim)
     if progress:
         progress("writing", len(pred_rows), len(pred_rows))

@@ -32,12 +32,13 @@ from app.store.clips import ClipTable, clip_durations, load_clips
 from app.store.datasets import get_dataset, resolve_dataset
 from app.store.db import Store
 from app.store.flags import dataset_flags
-from app.store.models import Dataset, Run, utcnow
+from app.store.models import Dataset, Run
 from app.store.runs import (
+    add_run,
     beat_run,
     claim_run,
     default_parent,
-    get_run,
+    finish_run,
     record_epoch,
     resolve_run,
     set_run_status,
@@ -115,10 +116,9 @@ def create_run(session: Session, settings: Settings, dataset_ref: str | int | No
         parent_id = p.id
     elif spec.apply_flags:
         parent_id = default_parent(session, ds.id)
-    run = Run(dataset_id=ds.id, name=name or f"{ds.name}-{cfg.model}", model=cfg.model, status="training",
-              classes=classes, config={**record(cfg, spec), "window": window}, label_map=label_map, flags_used=used,
-              parent_run_id=parent_id, folds=spec.folds)
-    session.add(run)
+    run = add_run(session, dataset_id=ds.id, name=name or f"{ds.name}-{cfg.model}", model=cfg.model,
+                  status="training", classes=classes, config={**record(cfg, spec), "window": window},
+                  label_map=label_map, flags_used=used, parent_run_id=parent_id, folds=spec.folds)
     session.commit()
     return run
 
@@ -248,9 +248,7 @@ def train_run(store: Store, dataset: str | int | None = None, cfg: TrainConfig |
         raise
     if main_store is not None:
         with store.session() as s:
-            run = get_run(s, run_id)
-            run.status, run.checkpoint = "trained", result["best"]
-            run.epochs_done, run.n_params = result["epochs_done"], result["n_params"]
-            run.embedding_dim, run.finished_at = result["embedding_dim"], utcnow()
+            finish_run(s, run_id, "trained", checkpoint=result["best"], epochs_done=result["epochs_done"],
+                       n_params=result["n_params"], embedding_dim=result["embedding_dim"])
             s.commit()
     return run_id

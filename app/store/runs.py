@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, NotFound
 from app.limits import check_text, parse_id
 from app.process import STALE_AFTER_S, current_owner, owner_alive
-from app.store.models import Dataset, Epoch, Run
+from app.store.models import Dataset, Epoch, Run, utcnow
 
 
 @dataclass
@@ -120,6 +120,17 @@ def set_run_status(session: Session, run_id: int, status: str, error: str | None
     run = session.get(Run, run_id)
     if run is not None:
         run.status, run.error = status, error
+
+
+def finish_run(session: Session, run_id: int, status: str, **fields) -> None:
+    """Set a run's ``status``, its ``finished_at`` to now and ``fields`` (checkpoint, metrics, n_params,
+    embedding_dim, epochs_done...) when training or inference ends. Caller commits."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} is gone", hint="it was deleted while it ran; see `earmark runs`")
+    run.status, run.finished_at = status, utcnow()
+    for name, value in fields.items():
+        setattr(run, name, value)
 
 
 def record_epoch(session: Session, run_id: int, epoch: int, **curves: float) -> None:
