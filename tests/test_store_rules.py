@@ -1,6 +1,8 @@
 """The store is the one door: rules that keep it so, checked on the source tree.
 
 - no SQL under ``app/web`` (routes read through ``app.store`` and ``app.web.views``);
+- no SQL under ``app/pipeline``, ``app/cli`` or ``earmark/``: they import nothing from SQLAlchemy
+  but the ``Session`` type, and add, delete or query no rows themselves;
 - ``np.frombuffer`` on stored vectors only in ``app/store/codec.py``;
 - neighbour lists written only by ``earmark project``, clip scores only by ``earmark analyze``;
 - no legacy ``session.query`` anywhere under ``app/``.
@@ -27,6 +29,31 @@ def _lines(sources: dict[str, str], pattern: re.Pattern) -> list[str]:
 def test_rules_no_sql_under_app_web():
     hits = _lines(_sources(APP / "web"), SQL_CALLS)
     assert hits == [], "routes must call app.store or app.web.views, not run SQL:\n" + "\n".join(hits)
+
+
+SQLALCHEMY_IMPORT = re.compile(r"^\s*(from\s+sqlalchemy[\w.]*\s+import\s+(?P<names>.+)|import\s+sqlalchemy\b.*)$")
+ROW_WRITES = re.compile(r"\b(session|s|sess)\.(add|add_all|delete|merge|bulk_save_objects|bulk_insert_mappings)\(")
+
+
+def _sqlalchemy_imports(sources: dict[str, str]) -> list[str]:
+    """Every SQLAlchemy import but ``from sqlalchemy.orm import Session`` (a type for signatures)."""
+    hits = []
+    for name, text in sources.items():
+        for i, line in enumerate(text.splitlines(), start=1):
+            m = SQLALCHEMY_IMPORT.match(line)
+            if m and not (line.strip().startswith("from sqlalchemy.orm ")
+                          and [n.strip() for n in (m.group("names") or "").split("#")[0].split(",")] == ["Session"]):
+                hits.append(f"{name}:{i}: {line.strip()}")
+    return hits
+
+
+def test_rules_no_sql_in_the_pipeline_the_cli_or_the_client():
+    sources: dict[str, str] = {}
+    for root in (APP / "pipeline", APP / "cli", APP.parent / "earmark"):
+        sources.update(_sources(root))
+    assert any(name.startswith("app/pipeline/ingest.py") for name in sources)  # the rule reads the real tree
+    hits = _sqlalchemy_imports(sources) + _lines(sources, SQL_CALLS) + _lines(sources, ROW_WRITES)
+    assert hits == [], "call app.store (add the query to the aggregate's module there):\n" + "\n".join(hits)
 
 
 def test_rules_float32_blobs_decoded_only_by_the_codec():
