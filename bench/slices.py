@@ -10,11 +10,8 @@ keep-alive HTTP client: the first (cold) call, then p50 / p95 / max over ``--rep
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.web import build_store, serve, time_calls  # noqa: E402
+from bench.web import build_store, data_dir_for, parse_args, print_table, serve, time_calls  # noqa: E402
 
 ACCENTS = ["american", "british", "indian", "german", "irish", "scottish", "australian", "canadian", "welsh"]
 
@@ -54,21 +51,11 @@ def add_metadata(settings, run_id: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", type=int, default=105_829, help="clips in the synthetic store [default: 105829]")
-    ap.add_argument("--repeat", type=int, default=30, help="timed calls per row after the cold one [default: 30]")
-    ap.add_argument("--data-dir", type=Path, default=None,
-                    help="keep the store here and reuse it next time [default: a temporary folder, removed]")
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__.splitlines()[0], argv)
 
     import httpx
 
-    tmp = None
-    data_dir = args.data_dir
-    if data_dir is None:
-        tmp = Path(tempfile.mkdtemp(prefix="earmark-bench-"))
-        data_dir = tmp
-    try:
+    with data_dir_for(args.data_dir) as data_dir:
         settings, run_id, _ = build_store(data_dir, args.clips, n_media=0)
         t = time.perf_counter()
         n_meta = add_metadata(settings, run_id)
@@ -99,17 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             ]
             results = [time_calls(c, name, fn, args.repeat) for name, fn in rows]
         server.should_exit = True
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\n### Slices and metadata, {args.clips:,} clips, one run (SQLite), {args.repeat} calls per row\n")
     print(f"Load average at the start: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; "
           f"server warm-up {warm_s:.1f} s.\n")
-    print("| request | first call (ms) | p50 (ms) | p95 (ms) | max (ms) | bytes |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for x in results:
-        print(f"| {x['name']} | {x['cold']:.0f} | {x['p50']:.1f} | {x['p95']:.1f} | {x['max']:.1f} | {x['bytes']:,} |")
+    print_table(results)
     slices_p95 = max(x["p95"] for x in results if "/slices" in x["name"])
     print(f"\nSlices page p95: {slices_p95:.1f} ms; goal <= 200 ms: {'met' if slices_p95 <= 200 else 'MISSED'}.")
     return 0

@@ -11,6 +11,7 @@ keep-alive HTTP client. Prints a markdown table: p50 / p95 / max in ms, plus the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import socket
 import statistics
@@ -100,22 +101,43 @@ def time_calls(client, name: str, calls, repeat: int) -> dict:
     return dict(name=name, cold=cold, p50=statistics.median(times), p95=p95, max=times[-1], bytes=len(first.content))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """The options every web benchmark takes: store size, calls per row, where the store lives."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--clips", type=int, default=105_829, help="clips in the synthetic store [default: 105829]")
     ap.add_argument("--repeat", type=int, default=30, help="timed calls per row after the cold one [default: 30]")
     ap.add_argument("--data-dir", type=Path, default=None,
                     help="keep the store here and reuse it next time [default: a temporary folder, removed]")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+@contextlib.contextmanager
+def data_dir_for(path: Path | None):
+    """``path``, or a temporary folder removed afterwards."""
+    if path is not None:
+        yield path
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="earmark-bench-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_table(results: list[dict]) -> None:
+    """The timed rows as a Markdown table."""
+    print("| request | first call (ms) | p50 (ms) | p95 (ms) | max (ms) | bytes |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for x in results:
+        print(f"| {x['name']} | {x['cold']:.0f} | {x['p50']:.1f} | {x['p95']:.1f} | {x['max']:.1f} | {x['bytes']:,} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(__doc__.splitlines()[0], argv)
 
     import httpx
 
-    tmp = None
-    data_dir = args.data_dir
-    if data_dir is None:
-        tmp = Path(tempfile.mkdtemp(prefix="earmark-bench-"))
-        data_dir = tmp
-    try:
+    with data_dir_for(args.data_dir) as data_dir:
         settings, run_id, media = build_store(data_dir, args.clips, n_media=args.repeat * 3 + 10)
         shutil.rmtree(settings.cache_dir / "img", ignore_errors=True)  # spectrograms start uncached
         base, server, warm_s = serve(settings)
@@ -156,17 +178,11 @@ def main(argv: list[str] | None = None) -> int:
             payload = len(c.get(f"/api/cloud.bin?run={r}").content)
             n_points = c.get(f"/api/cloud?run={r}").json()["n"]
         server.should_exit = True
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\n### Web latency, {args.clips:,} clips, one run (SQLite), {args.repeat} calls per row\n")
     print(f"Start-up with warm-up (store opened, run columns, cloud payload and embeddings loaded): "
           f"{warm_s:.1f} s\n")
-    print("| request | first call (ms) | p50 (ms) | p95 (ms) | max (ms) | bytes |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for x in results:
-        print(f"| {x['name']} | {x['cold']:.0f} | {x['p50']:.1f} | {x['p95']:.1f} | {x['max']:.1f} | {x['bytes']:,} |")
+    print_table(results)
     worst = max(results, key=lambda x: x["p95"])
     print(f"\nEmbedding payload: {n_points:,} points in {payload:,} bytes ({payload / 2**20:.2f} MiB, "
           f"{payload / max(1, n_points):.1f} B/point); goal <= 2 MB: {'met' if payload <= 2_000_000 else 'MISSED'}.")
