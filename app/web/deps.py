@@ -17,8 +17,8 @@ Use them as route parameters (FastAPI resolves them)::
 - ``RunDep``: the ``Run`` named by the ``run`` query parameter (id or name), or the newest
   complete run when absent; a 404 problem when it does not exist or there are no runs.
 - ``OptionalRunDep``: the same, but ``None`` instead of an error when there are no runs.
-- ``ClipFilterDep``: the clip-list filters (split, label, pred, agreement, flag, finding, ranges of
-  confidence/loss/cut-off, sort) validated from the query string, as an ``app.store.filters.ClipFilter``;
+- ``ClipFilterDep``: the clip-list filters (split, label, pred, agreement, flag, finding, audio
+  quality, ranges of confidence/loss/cut-off, sort) validated from the query string, as an ``app.store.filters.ClipFilter``;
   ``filter_params(f)`` turns one back into query parameters.
 - ``templates``: the ``Jinja2Templates`` object (autoescape on; never ``|safe`` on data, embed
   JSON with ``|tojson``).
@@ -53,6 +53,7 @@ from app.errors import NotFound
 from app.flags import REASONS
 from app.flags import vocabulary as flag_vocabulary
 from app.limits import MAX_ID, check_text
+from app.measured import score_help
 from app.store.cache import RunCache
 from app.store.clips import get_clip
 from app.store.filters import ClipFilter, condition_params, parse_conditions
@@ -61,6 +62,7 @@ from app.store.models import Clip, Finding, Run
 from app.store.runs import newest_complete_run, resolve_run, run_choices, run_state
 from app.web import urls
 from app.web.urls import with_query as url
+from ml.analysis.quality import FINDINGS as QUALITY_FINDINGS
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -98,7 +100,7 @@ def make_templates() -> Jinja2Templates:
     """The template environment (autoescaped) with earmark's globals and filters."""
     tpl = Jinja2Templates(directory=str(TEMPLATES_DIR))
     tpl.env.globals.update(url=url, urls=urls, js_urls=urls.js_templates(), qs=qs, csrf_header=CSRF_HEADER,
-                           flag_vocab=flag_vocabulary(), run_state=run_state)
+                           flag_vocab=flag_vocabulary(), run_state=run_state, score_help=score_help)
     tpl.env.filters.update(fmt=_fmt, pct=_pct)
     return tpl
 
@@ -205,6 +207,7 @@ def render(request: Request, name: str, status_code: int = 200, **ctx):
 Split = Literal["train", "validation", "test"]
 FlagState = Literal[("any", "none", *REASONS)]  # any, none, or a flag reason (app.flags)
 Sort = Literal["loss", "-loss", "confidence", "-confidence", "cutoff", "-cutoff", "id"]
+Quality = Literal[QUALITY_FINDINGS]  # clipped, too_quiet, dc_offset, silent, upsampled
 
 
 def get_clip_filter(
@@ -225,6 +228,9 @@ def get_clip_filter(
     sort: Annotated[Sort, Query(description="loss (highest first), -loss, confidence (lowest first), "
                                 "-confidence, cutoff (highest first), -cutoff, id")] = "loss",
     q: Annotated[str | None, Query(max_length=200, description="text in the clip's path or label, any case")] = None,
+    quality: Annotated[Quality | None, Query(description="only clips with this audio-quality defect: clipped, "
+                                             "too_quiet, dc_offset, silent or upsampled (from the stats ingest "
+                                             "stored; no analyze needed)")] = None,
 ) -> ClipFilter:
     """The clip list's filters from the query string (FastAPI validates them: a bad one is a 422).
 
@@ -236,14 +242,14 @@ def get_clip_filter(
                       finding=finding, conf_min=conf_min, conf_max=conf_max, loss_min=loss_min, loss_max=loss_max,
                       cutoff_min=cutoff_min, cutoff_max=cutoff_max, sort=sort,
                       columns=parse_conditions(request.query_params.multi_items()),
-                      q=check_text(q.strip(), "search text") if q and q.strip() else None)
+                      q=check_text(q.strip(), "search text") if q and q.strip() else None, quality=quality)
 
 
 ClipFilterDep = Annotated[ClipFilter, Depends(get_clip_filter)]
 PageNo = Annotated[int, Query(ge=1, le=1_000_000, description="page number, from 1")]
 PerPage = Annotated[int, Query(ge=10, le=200, description="rows per page")]
 FILTER_KEYS = ("split", "label", "pred", "agreement", "flag", "finding", "conf_min", "conf_max", "loss_min",
-               "loss_max", "cutoff_min", "cutoff_max", "sort", "q")
+               "loss_max", "cutoff_min", "cutoff_max", "sort", "q", "quality")
 
 
 def filter_params(f: ClipFilter) -> dict:
