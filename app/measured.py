@@ -218,8 +218,8 @@ TERMS: tuple[Term, ...] = (
          "How much the evidence supports the clip's label, 0 (likely wrong) to 1: the probability a model that "
          "did not train on the clip gives its label.", ("mislabeled",)),
     Term("label-issues", "mislabeled (label issues)",
-         "Clips the analysis marks mislabeled: confident learning doubts the label and none of the clip's nearest "
-         "clips share it.", ("mislabeled",)),
+         "Clips the analysis marks mislabeled (the slices' doubted labels are their share): the model's "
+         "out-of-sample evidence doubts the label and none of the clip's nearest clips share it.", ("mislabeled",)),
     Term("outlier-score", "outlier score",
          f"How unlike every other clip a clip is, 0 to 1 (its distance to its nearest clips); from "
          f"{1 - math.exp(-describe.OUTLIER_Z_MIN / neighbors.OUTLIER_Z):.2f} it joins the outlier issue.", ("outlier",)),

@@ -139,7 +139,7 @@
       data.push({ type: "scattergl", mode: "markers", name: c, x: idx.map((i) => cols.fx[i]),
         y: idx.map((i) => cols.fy[i]), text: hoverText(idx), hoverinfo: "text", showlegend: false,
         marker: { size: size, color: idx.map((i) => (col[i] / 255) * scale), colorscale: c === "confidence" ? "Viridis" : "YlOrRd",
-          reversescale: c !== "confidence", showscale: true, colorbar: { title: { text: c }, thickness: 12 } } });
+          reversescale: c !== "confidence", showscale: true, colorbar: { title: { text: c === "cutoff" ? "cut-off score" : c }, thickness: 12 } } });
     }
     if (highlight) {
       const hi = idx.filter((i) => highlight.has(cols.clip_id[i]));
@@ -183,6 +183,18 @@
 
   function esc(s) { const d = document.createElement("div"); d.textContent = s == null ? "" : String(s); return d.innerHTML; }
 
+  /* a score's link to its guide entry, with its tooltip: a copy of the one the page rendered (#color-help) */
+  function termLink(anchor, text) {
+    const a = document.querySelector("#color-help a[href$='#" + anchor + "']");
+    if (!a) return esc(text);
+    const link = a.cloneNode(true);
+    link.textContent = text;
+    return link.outerHTML;
+  }
+  function showColorHelp() {
+    document.querySelectorAll("[data-color-help]").forEach((e) => { e.hidden = e.dataset.colorHelp !== cfg.color; });
+  }
+
   async function showClip(id) {
     earmark.play(String(id));
     const box = document.getElementById("clip-detail");
@@ -192,8 +204,9 @@
       box.innerHTML = "<h3>Clip <a href='" + page + "'>#" + id + "</a></h3>" +
         "<img class='spectro large' alt='spectrogram' src='" + esc(c.spectrogram_url) + "'>" +
         "<dl class='kv small'><dt>label</dt><dd>" + esc(c.target) + "</dd><dt>prediction</dt><dd>" + esc(c.pred) +
-        (c.agree ? "" : " <span class='badge bad'>disagrees</span>") + "</dd><dt>confidence</dt><dd>" + (c.confidence ?? 0).toFixed(3) +
-        "</dd><dt>loss</dt><dd>" + (c.loss ?? 0).toFixed(3) + "</dd><dt>cut-off</dt><dd>" + (c.cutoff_score ?? 0).toFixed(2) +
+        (c.agree ? "" : " <span class='badge bad'>disagrees</span>") + "</dd><dt>" + termLink("confidence", "confidence") + "</dt><dd>" + (c.confidence ?? 0).toFixed(3) +
+        "</dd><dt>" + termLink("loss", "loss") + "</dt><dd>" + (c.loss ?? 0).toFixed(3) + "</dd><dt>" + termLink("cutoff-score", "cut-off") +
+        "</dt><dd>" + (c.cutoff_score ?? 0).toFixed(2) +
         "</dd><dt>speaker</dt><dd class='mono'>" + esc(c.speaker || "–") + "</dd><dt>file</dt><dd class='path'>" + esc(c.path) + "</dd>" +
         (c.flag ? "<dt>flag</dt><dd>" + esc(c.flag.reason) + (c.flag.corrected_label ? " → " + esc(c.flag.corrected_label) : "") + "</dd>" : "") +
         "</dl><p><button type='button' class='play' data-play='" + id + "'>▶</button> <a href='" + page + "'>open the clip page</a></p>";
@@ -261,6 +274,7 @@
   document.getElementById("color-by").addEventListener("change", async (ev) => {
     cfg.color = ev.target.value;
     syncUrl();
+    showColorHelp();
     if (!cols) return;  // still loading: load() draws with this colour
     if (isColumn(cfg.color)) {
       try { await loadColumn(cfg.color); } catch (e) { earmark.toast(e.message, true); return; }
