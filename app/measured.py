@@ -197,7 +197,8 @@ QUALITY_TERMS = (
          f"The clip's mean sample is at least {quality.DC_MAX:g} of full scale away from zero: a device fault, "
          f"not speech.", ("dc_offset",)),
     Term("quality-silent", "near-silent",
-         f"The clip peaks below {quality.SILENT_PEAK_DBFS:g} dBFS: nothing a model could hear.", ("silent",)),
+         f"The clip peaks below {quality.SILENT_PEAK_DBFS:g} dBFS, under a typical recording's own noise: an empty "
+         f"recording, nothing a model could hear.", ("silent",)),
     Term("quality-upsampled", "upsampled",
          f"The louder frames' spectrum falls by {-quality.UPSAMPLED_STEP_DB:g} dB or more from "
          f"{_khz(quality.BAND_BELOW_HZ)} to {_khz(quality.BAND_ABOVE_HZ)}: audio recorded at 8 kHz and "

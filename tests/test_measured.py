@@ -136,9 +136,8 @@ def test_guide_states_each_figure_in_its_entry(site):
         entry = _entry(doc, t.anchor)
         if not t.rated:
             continue
-        # label issues is a paragraph of the label-quality entry, the quality entries <dt>s: their figures
-        # sit beside them
-        text = entry.text if entry.tag in ("article", "section") else entry.parent.text
+        # label issues is a paragraph of the label-quality entry: its figures sit beside it
+        text = entry.text if entry.tag in ("article", "section", "div") else entry.parent.text
         rows = score_help.rows_for(t.anchor)
         if not rows:
             assert score_help.not_measured in text, t.anchor

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.config import Settings
+from app.measured import TERMS, score_help
 from app.pipeline.ingest_report import leakage_report
 from app.store.db import open_store
 from app.store.flags import upsert_flag
@@ -335,13 +336,14 @@ def test_clip_page_axes_playhead_times_and_cut_off_wording(demo_site, wide):
 
 def test_user_guide_explains_every_score_and_every_page_links_it(demo_site, wide):
     base, info = demo_site
-    anchors = {"cutoff-score", "label-quality", "finding-score", "outlier-score", "loss", "confidence"}
+    anchors = {t.anchor for t in TERMS}  # app/measured.py: every entry a page may link, each with its tooltip
     for name, path in pages(info).items():
         _load(wide, base, path, name)
         assert wide.locator("nav.nav a[href='/guide'], nav.nav a[href^='/guide?']").count() == 1, name
         for link in wide.locator("a.score-help").all():
             anchor = link.get_attribute("href").split("#")[1]
             assert anchor in anchors, (name, anchor)
+            assert link.get_attribute("title") == score_help.tooltip(anchor), (name, anchor)
     _load(wide, base, "/guide", "guide")
     for anchor in anchors:
         entry = wide.locator(f"#{anchor}")
