@@ -49,7 +49,8 @@ SPLIT_VALUES = SPLIT_DIRS
 RESERVED_FIELDS = frozenset({
     "id", "dataset_id", "path", "label", "word", "split", "speaker", "utterance", "sample_rate",
     "n_samples", "duration_s", "channels", "content_hash", "rms_dbfs", "peak", "clipped_frac",
-    "lead_silence_ms", "trail_silence_ms", "end_energy_db", "cutoff_signal",
+    "lead_silence_ms", "trail_silence_ms", "end_energy_db", "cutoff_signal", "plateau_share", "dc_offset",
+    "band_step_db",
     "run_id", "clip_id", "target", "pred", "confidence", "loss", "agree", "probs",
     "cutoff_score", "label_quality", "suggested_label", "label_issue", "outlier_score", "cluster",
     "duplicate_of", "flag", "reason",

@@ -4,13 +4,16 @@ Flow: ``app.pipeline.ingest_plan.plan_ingest`` (``ml.layouts``) lists the clips,
 splits, speakers and metadata, from any layout it reads (Speech Commands folders, manifests,
 per-split manifests, ``--name-pattern``); a process pool decodes each file (``ml.audio.decode``
 at 16 kHz for the Speech Commands layouts, ``ml.audio.decode_native`` at the file's own rate for
-the others), hashes its int16 samples and computes ``ml.analysis.signal`` stats; then the rows go
-in with bulk inserts in ONE short transaction, which also flips the data set to 'ready'.
+the others), hashes its int16 samples and computes ``ml.analysis.signal`` and ``ml.analysis.quality``
+stats on the same samples; then the rows go in with bulk inserts in ONE short transaction, which
+also flips the data set to 'ready'.
 
 Visibility: a new data set's row is committed first with status 'ingesting' (readers only see
 'ready'), so a killed ingest leaves at most that row, which the next ingest of the same name
 removes. Re-ingesting an unchanged folder (same files, sizes, mtimes and options) keeps the data
 set and its clip ids, so runs stay valid; a changed folder is merged by path in one transaction.
+So is an unchanged one whose clips lack the audio-quality stats (ingested before migration 0006):
+ingesting the same folder again fills them and keeps every clip id.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from app.pipeline.common import Progress, no_progress
 from app.pipeline.ingest_plan import IngestOptions, PlannedIngest, fingerprint, plan_ingest
 from app.pipeline.ingest_report import IngestReport, build_report, leakage_report
 from app.process import current_owner, owner_alive
+from app.store.clip_stats import count_unmeasured_quality
 from app.store.clips import clip_ids_by_path, delete_clips, distinct_labels, leakage_rows, update_clips
 from app.store.datasets import (
     add_dataset,
@@ -46,6 +50,7 @@ from app.store.datasets import (
 from app.store.db import Store
 from app.store.models import Clip, Dataset, Reject
 from app.store.writes import bulk_insert
+from ml.analysis.quality import quality_stats
 from ml.analysis.signal import signal_stats
 from ml.audio import AudioError, decode, decode_native
 
@@ -55,8 +60,10 @@ log = logging.getLogger(__name__)
 
 CHUNK = 512  # files per pool task: large enough that IPC is negligible
 INLINE_BELOW = 400  # decode in-process below this many files (a pool costs more than it saves)
+# The Clip columns _measure fills after the decode facts: ml.analysis.signal's stats, then the
+# audio-quality stats of ml.analysis.quality (the peak is signal's; quality's dc is stored as dc_offset).
 STAT_FIELDS = ("duration_s", "rms_dbfs", "peak", "clipped_frac", "lead_silence_ms", "trail_silence_ms",
-               "end_energy_db", "cutoff_signal")
+               "end_energy_db", "cutoff_signal", "plateau_share", "dc_offset", "band_step_db")
 
 __all__ = ["IngestOptions", "IngestReport", "ingest"]
 
@@ -78,7 +85,9 @@ def _measure(root: str, rel: str, sr: int | None, max_samples: int | None, max_s
     """('ok', path, values) or ('reject', path, reason, detail) for one file."""
     try:
         d = _decode_one(os.path.join(root, rel), sr, max_samples, max_seconds)
-        st = signal_stats(d.as_float(), d.sample_rate)
+        x = d.as_float()
+        st = signal_stats(x, d.sample_rate)
+        qs = quality_stats(x, d.sample_rate)
         content_hash = hashlib.sha1(d.samples.tobytes()).hexdigest()
     except AudioError as exc:
         return ("reject", rel, exc.reason, exc.detail)
@@ -86,7 +95,8 @@ def _measure(root: str, rel: str, sr: int | None, max_samples: int | None, max_s
         return ("reject", rel, "unreadable", f"{type(exc).__name__}: {exc}"[:300])
     return ("ok", rel, (d.sample_rate, d.n_samples, d.channels, content_hash,
                         st.duration_s, st.rms_dbfs, st.peak, st.clipped_frac, st.lead_silence_ms,
-                        st.trail_silence_ms, st.end_energy_db, st.cutoff_signal))
+                        st.trail_silence_ms, st.end_energy_db, st.cutoff_signal,
+                        qs.plateau_share, qs.dc, qs.band_step_db))
 
 
 def _process_chunk(paths: list[str]) -> list[tuple]:
@@ -210,8 +220,14 @@ def ingest(store: Store, path: str | Path, name: str | None = None, progress: Pr
     with store.session() as session:
         ds, is_new = _claim(session, name, root, planned, fp)
         if not is_new and (ds.list_stats or {}).get("fingerprint") == fp:
-            log.info("data set %r is unchanged since its last ingest; keeping it", name)
-            return build_report(session, ds, unchanged=True, seconds=time.perf_counter() - t0)
+            # clips ingested before the audio-quality stats existed (migration 0006) are measured again,
+            # merged by path like a changed folder: same clip ids, so runs and flags stay valid
+            unmeasured = count_unmeasured_quality(session, ds.id)
+            if not unmeasured:
+                log.info("data set %r is unchanged since its last ingest; keeping it", name)
+                return build_report(session, ds, unchanged=True, seconds=time.perf_counter() - t0)
+            log.info("data set %r is unchanged, but %d clips lack the audio-quality stats: measuring them",
+                     name, unmeasured)
         dataset_id = ds.id
         existing = {} if is_new else clip_ids_by_path(session, dataset_id)
         session.commit()  # end the read transaction: no snapshot held open while decoding

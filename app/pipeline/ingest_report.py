@@ -112,3 +112,12 @@ def build_report(session: Session, ds: Dataset, unchanged: bool, seconds: float)
         meta_columns=dict(ds.meta_columns or {}), speaker_leakage=ds.speaker_leakage or "not_checked",
         notes=list((ds.source or {}).get("notes") or []), command=str((ds.source or {}).get("command") or ""),
     )
+
+
+def reingest_command(ds: Dataset) -> str:
+    """The ``earmark ingest`` command that reads data set ``ds`` again under its own name (what fills
+    the stats of clips ingested before earmark measured them; clip ids, runs and flags stay)."""
+    import shlex
+
+    command = str((ds.source or {}).get("command") or "") or shlex.join(["earmark", "ingest", ds.root])
+    return f"{command} --name {shlex.quote(ds.name)}"

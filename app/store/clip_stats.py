@@ -1,5 +1,6 @@
 """Per-clip columns for slicing a run: signal stats, speakers and the analysis' label doubts, as numpy
-arrays aligned with a run's clip ids (one scan of the data set each, no IN lists)."""
+arrays aligned with a run's clip ids (one scan of the data set each, no IN lists); the audio-quality
+stats the quality findings and the clip list's ``quality`` filter read (``quality_arrays``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.store.models import Clip, ClipScore
@@ -77,3 +78,39 @@ def label_doubts(session: Session, run_id: int, clip_ids: Sequence[int] | np.nda
     flags = np.fromiter((bool(r[1]) for r in rows), dtype=bool, count=len(rows))
     pos, found = _align(all_ids, ids)
     return found & flags[pos]
+
+
+# the stored audio-quality stats (ml.analysis.quality; migration 0006), as ``quality_arrays`` names them
+QUALITY_COLUMNS = {"peak": Clip.peak, "plateau_share": Clip.plateau_share, "dc": Clip.dc_offset,
+                   "band_step_db": Clip.band_step_db}
+
+
+def quality_arrays(session: Session, dataset_id: int, clip_ids: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+    """The audio-quality stats of a data set's clips aligned with ``clip_ids`` (float64, NaN where not
+    measured: clips ingested before migration 0006), keyed as ``ml.analysis.quality.flags_from_columns``
+    takes them, plus ``speaker`` (object, None where unknown). Read fresh: a re-ingest fills them."""
+    rows = session.execute(select(Clip.id, Clip.speaker, *QUALITY_COLUMNS.values())
+                           .where(Clip.dataset_id == dataset_id).order_by(Clip.id)).all()
+    ids = np.asarray(clip_ids, dtype=np.int64)
+    all_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    pos, found = _align(all_ids, ids)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * (2 + len(QUALITY_COLUMNS))
+    out: dict[str, np.ndarray] = {}
+    for j, name in enumerate(QUALITY_COLUMNS):
+        full = np.array(cols[2 + j], dtype=np.float64)  # None reads as NaN
+        out[name] = np.where(found, full[pos], np.nan) if len(full) else np.full(len(ids), np.nan)
+    speakers = np.empty(len(ids), dtype=object)
+    speakers[:] = None
+    if len(rows):
+        spk = np.empty(len(rows), dtype=object)
+        spk[:] = [s or None for s in cols[1]]
+        speakers[found] = spk[pos[found]]
+    out["speaker"] = speakers
+    return out
+
+
+def count_unmeasured_quality(session: Session, dataset_id: int) -> int:
+    """How many of the data set's clips lack the audio-quality stats (ingested before migration 0006);
+    ``earmark ingest`` of the same folder fills them."""
+    return int(session.scalar(select(func.count()).select_from(Clip).where(
+        Clip.dataset_id == dataset_id, Clip.plateau_share.is_(None))) or 0)

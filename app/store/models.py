@@ -99,6 +99,10 @@ class Clip(Base):
     end_energy_db: Mapped[float] = mapped_column(Float)  # energy of the last 50 ms relative to the clip's peak frame
     cutoff_signal: Mapped[bool] = mapped_column(Boolean, default=False)  # speech still on in the last 50 ms
     meta: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # metadata column -> value; None when none
+    # audio-quality stats (ml.analysis.quality); None for clips ingested before migration 0006
+    plateau_share: Mapped[float | None] = mapped_column(Float, nullable=True)  # share of samples in pairs at the peak
+    dc_offset: Mapped[float | None] = mapped_column(Float, nullable=True)  # mean sample value, full scale = 1
+    band_step_db: Mapped[float | None] = mapped_column(Float, nullable=True)  # power 4.5-7.5 kHz minus 2.8-3.8 kHz
 
 
 class Reject(Base):
