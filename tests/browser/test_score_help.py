@@ -88,3 +88,25 @@ def test_a_score_tooltip_shows_on_keyboard_focus(browser, help_site, width):
         assert pg.errors == []
     finally:
         context.close()
+
+
+def test_the_cloud_explains_the_score_it_colours_by(browser, help_site):
+    base, fx = help_site
+    context, pg = _page(browser, 1440)
+    try:
+        pg.goto(f"{base}/cloud?run={fx.run_id}&color=cutoff", wait_until="networkidle")
+        pg.wait_for_selector("#cloud[data-ready='1']", timeout=20_000)
+        help_link = pg.locator("#color-help a.score-help:visible")
+        assert help_link.count() == 1 and help_link.get_attribute("href").endswith("#cutoff-score")
+        assert help_link.get_attribute("title") == score_help.tooltip("cutoff-score")
+        pg.select_option("#color-by", "loss")
+        help_link = pg.locator("#color-help a.score-help:visible")
+        assert help_link.count() == 1 and help_link.get_attribute("href").endswith("#loss")
+        pg.select_option("#color-by", "label")
+        assert pg.locator("#color-help a.score-help:visible").count() == 0
+        pg.select_option("#color-by", "cutoff")
+        pg.locator("#color-help a.score-help:visible").focus()
+        _shot(pg, "cloud-1440")
+        assert pg.errors == []
+    finally:
+        context.close()
