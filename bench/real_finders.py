@@ -56,23 +56,47 @@ def _run(cmd: list[str], data_dir: Path) -> str:
     return out.stdout
 
 
-def prepare(work: Path, name: str, seed: int, model: str, epochs: int, folds: int, width: int) -> None:
-    """Plant (once per set and seed), ingest (once), then train + infer, project and analyze one run."""
-    from ml.plant import plant
+def set_dir(work: Path, name: str, seed: int, unplanted: bool = False) -> Path:
+    """The folder of one planted (or, with ``unplanted``, copied as is) set: dataset/, defects.csv, store/."""
+    return work / (f"{name}-unplanted-s{seed}" if unplanted else f"{name}-s{seed}")
 
-    d = work / f"{name}-s{seed}"
+
+def prepare(work: Path, name: str, seed: int, model: str, epochs: int, folds: int, width: int,
+            unplanted: bool = False) -> None:
+    """Plant (once per set and seed), ingest (once), then train + infer, project and analyze one run.
+
+    ``unplanted``: every rate 0, so the copy is the real set as it is (an empty truth) and every flag
+    is a natural one."""
+    from ml.plant import KINDS, plant
+
+    d = set_dir(work, name, seed, unplanted)
     store = d / "store"
     if not (d / "defects.csv").is_file():
         t = time.perf_counter()
-        rep = plant(SETS[name], d, seed=seed)
+        rep = plant(SETS[name], d, seed=seed, rates=dict.fromkeys(KINDS, 0.0) if unplanted else None)
         print(f"planted {name} seed {seed}: {rep.counts} ({time.perf_counter() - t:.0f} s)", flush=True)
     if not (store / "earmark.db").is_file():
-        _run([EARMARK, "ingest", str(d / "dataset"), "--name", f"{name}-planted-s{seed}"], store)
+        _run([EARMARK, "ingest", str(d / "dataset"), "--name", _dataset_name(name, seed, unplanted)], store)
     run = f"{model}-e{epochs}" + (f"-f{folds}" if folds else "")
     _run([EARMARK, "train", "--model", model, "--epochs", str(epochs), "--folds", str(folds),
           "--width", str(width), "--seed", str(seed), "--name", run], store)
     _run([EARMARK, "project", "--run", run], store)
     _run([EARMARK, "analyze", "--run", run], store)
+
+
+def _dataset_name(name: str, seed: int, unplanted: bool) -> str:
+    return f"{name}-unplanted-s{seed}" if unplanted else f"{name}-planted-s{seed}"
+
+
+def reingest(d: Path, name: str, seed: int, unplanted: bool) -> None:
+    """Ingest the set again so its clips' signal stats come from today's ``ml.analysis.signal``.
+
+    Ingest keeps an unchanged folder as it is (its fingerprint is the files' sizes and times), so the
+    split file's time is moved first; a changed folder is merged by path, keeping the clip ids, so the
+    stored runs stay valid and only `analyze` needs running again."""
+    split_file = next(p for p in (d / "dataset" / "train.csv", d / "dataset" / "testing_list.txt") if p.is_file())
+    os.utime(split_file)
+    _run([EARMARK, "ingest", str(d / "dataset"), "--name", _dataset_name(name, seed, unplanted)], d / "store")
 
 
 def _truth(d: Path) -> dict[str, dict]:
@@ -133,6 +157,9 @@ def score_run(d: Path, name: str, seed: int, run_name: str, audit: int) -> None:
         m = clean & (r["split"] == split)
         print(f"accuracy on clean {split} clips: {r['agree'][m].mean():.3f} ({int(m.sum())})")
     cut = r["cutoff"] >= CUTOFF_THRESHOLD
+    held = clean & np.isin(r["split"], ("validation", "test"))
+    print(f"held-out clean clips the cut-off finder flags: accuracy {r['agree'][held & cut].mean():.3f} "
+          f"({int((held & cut).sum())}); the rest {r['agree'][held & ~cut].mean():.3f} ({int((held & ~cut).sum())})")
     end = kind == "cutoff"
     # Negatives: the clean clips and the noise-only ones (as bench/plant_real.py counts them).
     print(f"cut-off (end), planted-only: {_pr(cut, end, end | clean | (kind == 'noise_only'))}"
@@ -158,7 +185,11 @@ def score_run(d: Path, name: str, seed: int, run_name: str, audit: int) -> None:
         share = sum(k in ("cutoff", "start_cutoff") for k in ks) / max(1, len(ks))
         top = {k or "clean": ks.count(k) for k in sorted(set(ks), key=ks.count, reverse=True)[:4]}
         if rank <= 5:
-            print(f"  cluster #{rank}: {len(members)} clips, disagree {rate}, {top} -- {title[:90]}")
+            print(f"  cluster #{rank}: {len(members)} clips, disagree {rate}, {top} -- {title[:110]}")
+            m = np.isin(r["path"], members)
+            spk = [Path(p).name.split("_")[0] for p in r["path"][m].tolist()]
+            print(f"    cut-off flagged {int((cut & m).sum())}, labels {_common(r['label'][m])}, "
+                  f"predictions {_common(r['pred'][m])}, speakers {_common(np.array(spk))}")
         if cut_rank is None and share >= 0.5:
             cut_rank = rank
     print(f"error clusters: {len(r['clusters'])}; first made mostly of cut-offs: rank {cut_rank}")
@@ -172,6 +203,13 @@ def score_run(d: Path, name: str, seed: int, run_name: str, audit: int) -> None:
             png = Path(f"/tmp/audit-{name}-s{seed}-{run_name}-{finder}.png")
             montage([d / "dataset" / p for p in un[pick].tolist()], png)
             print(f"  audit sheet: {png}")
+
+
+def _common(values: np.ndarray, k: int = 4) -> str:
+    """The ``k`` most common values with their counts, e.g. "'two' 12, 'six' 3"."""
+    v, c = np.unique(values.astype(str), return_counts=True)
+    order = np.argsort(-c, kind="stable")[:k]
+    return ", ".join(f"'{v[i]}' {c[i]}" for i in order)
 
 
 def montage(paths: list[Path], out: Path, cols: int = 4) -> None:
@@ -203,8 +241,13 @@ def montage(paths: list[Path], out: Path, cols: int = 4) -> None:
     img.save(out)
 
 
-def score_store(d: Path, name: str, seed: int, runs: list[str] | None, reanalyze: bool, audit: int) -> None:
-    """Score every (or each named) run in the planted set's store, analyzing it again first if asked."""
+def score_store(d: Path, name: str, seed: int, runs: list[str] | None, reanalyze: bool, audit: int,
+                again: bool = False, unplanted: bool = False) -> None:
+    """Score every (or each named) run in the planted set's store, analyzing it again first if asked
+    (``again``: ingest the set again first, for new signal stats, then analyze)."""
+    if again:
+        reingest(d, name, seed, unplanted)
+        reanalyze = True
     from sqlalchemy import select
 
     from app.config import Settings
@@ -234,13 +277,18 @@ def main() -> None:
     ap.add_argument("--runs", nargs="*", default=None, help="score: run names (default: every run in the store)")
     ap.add_argument("--reanalyze", action="store_true", help="score: run `earmark analyze` again first")
     ap.add_argument("--audit", type=int, default=0, help="score: spectrograms of this many unplanted flagged clips")
+    ap.add_argument("--reingest", action="store_true",
+                    help="score: ingest the set again (new signal stats, same clip ids), then analyze")
+    ap.add_argument("--unplanted", action="store_true",
+                    help="the real set as it is, nothing planted (its own folder: <work>/<set>-unplanted-s<seed>)")
     args = ap.parse_args()
     for name in args.sets:
         for seed in args.seeds:
             if args.stage == "prepare":
-                prepare(args.work, name, seed, args.model, args.epochs, args.folds, args.width)
+                prepare(args.work, name, seed, args.model, args.epochs, args.folds, args.width, args.unplanted)
             else:
-                score_store(args.work / f"{name}-s{seed}", name, seed, args.runs, args.reanalyze, args.audit)
+                score_store(set_dir(args.work, name, seed, args.unplanted), name, seed, args.runs, args.reanalyze,
+                            args.audit, args.reingest, args.unplanted)
 
 
 if __name__ == "__main__":

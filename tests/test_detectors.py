@@ -352,3 +352,23 @@ def test_lead_silence_skips_a_click_at_the_first_sample_but_not_a_word_under_way
         assert signal_stats(clicked, 16000).lead_silence_ms >= 0.5 * on / 16
         under_way = x[on + (off - on) // 3:]  # the word already going at the first sample
         assert signal_stats(under_way, 16000).lead_silence_ms == 0
+
+
+def test_background_at_the_first_sample_is_not_a_start_cut_off_on_real_noisy_speakers():
+    """Arabic speakers 00000003 and 00000005 record louder background for the first 50-120 ms, which
+    fades before a clean, complete word: that is no word under way (a start cut-off), but the same
+    clip with the first third of its word cut away is."""
+    from ml.plant import word_span
+
+    rels = ("dataset/cancel/00000003_NO_03.flac", "dataset/open/00000003_NO_02.flac",
+            "dataset/digit/00000005_NO_02.flac", "dataset/record/00000005_NO_02.flac")
+    for rel, x in zip(rels, _real_clips("arabic-speech-commands", rels), strict=True):
+        on, off = word_span(x, 16000)
+        st = signal_stats(x, 16000)
+        assert st.lead_silence_ms >= 150 and st.trail_silence_ms >= 100, (rel, st)  # the word begins at 200-270 ms
+        ev = cutoff_scores(*(np.array([getattr(st, k)]) for k in ("end_energy_db", "trail_silence_ms", "lead_silence_ms",
+                                                                   "duration_s", "cutoff_signal")),
+                           agree=np.array([False]), confidence=np.array([0.4]))
+        assert ev.start[0] == 0 and ev.score[0] < CUTOFF_THRESHOLD, (rel, st)  # even a model that disagrees
+        under_way = x[on + (off - on) // 3:]
+        assert signal_stats(under_way, 16000).lead_silence_ms == 0, rel
