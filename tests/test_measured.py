@@ -214,3 +214,16 @@ def test_every_term_a_template_uses_has_a_guide_entry(site):
     for anchor in used:
         score_help.term(anchor)
         _entry(doc, anchor)
+
+
+def test_the_user_guides_real_speech_figures_are_in_docs_benchmarks():
+    from ml.analysis.clusters import MIN_JUDGED
+
+    guide = (REPO / "docs" / "guide.md").read_text(encoding="utf-8")
+    text = BENCHMARKS.read_text(encoding="utf-8")
+    body = section(guide, "## Real speech: how good each finder is, and where it is weak")
+    assert body, "docs/guide.md lost its real-speech section"
+    sources = "\n".join(section(text, s) for s in {r.source for r in ROWS})
+    settings = {f"{cutoff.CUTOFF_THRESHOLD:g}", str(MIN_JUDGED)}  # the code's thresholds, not figures
+    missing = [t for t in NUMBER.findall(body.replace("–", " ")) if t not in settings and not _has(sources, t)]
+    assert not missing, f"docs/guide.md quotes figures docs/benchmarks.md does not give: {missing}"
