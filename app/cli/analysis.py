@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from app.cli import app
@@ -47,7 +48,8 @@ def analyze(
         "neighbors", help="Label issues for training clips without out-of-fold probabilities (no --folds): "
         "'neighbors' judges them by their nearest clips' labels, 'skip' leaves them out. Default: neighbors."),
 ) -> None:
-    """Run every detector (cut-off, label issues, error clusters, duplicates, outliers) and rank the findings."""
+    """Run every detector (cut-off, label issues, error clusters, duplicates, outliers, audio quality) and rank
+    the findings."""
     from app.pipeline.analyze import analyze_run
     from app.store.findings import findings_of
 
@@ -65,8 +67,10 @@ def analyze(
                   f"{s.n_cutoff:,} look cut off, {s.n_label_issues:,} label issues, {s.n_clusters} clusters, "
                   f"{s.n_duplicate_pairs:,} duplicate pairs")
     console.print(f"label issues checked on {s.label_scope}")
+    if s.n_quality:
+        console.print("audio quality: " + ", ".join(f"{n:,} {kind.replace('_', ' ')}" for kind, n in s.n_quality.items()))
     for why in s.skipped.values():
-        console.print(f"[yellow]skipped:[/] {why}")
+        console.print(f"[yellow]skipped:[/] {escape(why)}")
     if not s.neighbors_reused:
         console.print("nearest neighbours computed here (run `earmark project` first to reuse its graph)")
     table = Table("rank", "id", "kind", "clips", "score", "title")
@@ -81,7 +85,8 @@ def flag_finding_cmd(
                                   "page)."),
     run: str = typer.Option(None, "--run", "-r", help="With --top: run id or name, or 'latest'. Default: none."),
     top: str = typer.Option(None, help="With --run: flag the best-ranked finding of this kind "
-                            "(cutoff, label, cluster, duplicate, outlier). Default: none."),
+                            "(cutoff, label, cluster, duplicate, outlier, or an audio-quality one: clipped, "
+                            "too_quiet, dc_offset, silent, upsampled). Default: none."),
     author: str = typer.Option("auto", help="Author recorded on the flags. Default: auto (a detector)."),
     overwrite_people: bool = typer.Option(False, "--overwrite-people",
                                           help="Also replace flags that people wrote. Default: keep them."),

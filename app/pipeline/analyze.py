@@ -2,7 +2,8 @@
 
 Detectors (all in ``ml.analysis``): cut-off score (signal stats + model evidence), label issues
 (cleanlab on out-of-sample probabilities), error clusters (HDBSCAN), near-duplicates and outliers
-(cosine kNN, reusing the graph ``earmark project`` stored). The run's previous ClipScore rows,
+(cosine kNN, reusing the graph ``earmark project`` stored), and the audio-quality findings (clipped,
+too quiet, DC offset, (near-)silent, upsampled) from the stats ingest stored per clip. The run's previous ClipScore rows,
 Findings and FindingClips are replaced in one transaction, so a reader sees the old analysis or the
 new one, never a mix; analyze is the only writer of both, and never writes neighbour lists. Cross-split duplicates
 are written to the data set's leakage report under ``near_duplicates_across_splits``.
@@ -18,7 +19,9 @@ import numpy as np
 
 from app.errors import Conflict
 from app.pipeline.common import Progress, no_progress
-from app.store.datasets import set_leakage_key
+from app.pipeline.ingest_report import reingest_command
+from app.store.clip_stats import quality_arrays
+from app.store.datasets import get_dataset, set_leakage_key
 from app.store.db import Store
 from app.store.findings import NewFinding, replace_findings
 from app.store.neighbors import N_NEIGHBORS, all_neighbors
@@ -47,6 +50,7 @@ class AnalyzeSummary:
     n_duplicate_pairs: int
     n_outliers: int
     label_scope: str
+    n_quality: dict[str, int] = field(default_factory=dict)  # audio-quality finding -> clips it holds
     neighbors_reused: bool = False  # the kNN graph came from `earmark project` instead of being recomputed
     skipped: dict[str, str] = field(default_factory=dict)  # detector -> why it did not run (an imported run)
     timings: dict[str, float] = field(default_factory=dict)
@@ -172,6 +176,7 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
         notable_duplicates,
         outlier_scores,
     )
+    from ml.analysis.quality import quality_findings
 
     progress = progress or no_progress
     timings: dict[str, float] = {}
@@ -197,9 +202,16 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
         k = min(N_NEIGHBORS, max(0, n - 1))
         graph = _stored_graph(session, run.id, data.clip_ids, k) if data.has_embeddings else None
         run_id, dataset_id, classes_list = run.id, run.dataset_id, list(run.classes)
+        audio = quality_arrays(session, dataset_id, data.clip_ids)  # audio-quality stats per clip
+        reingest = reingest_command(get_dataset(session, dataset_id))
         session.commit()  # no read transaction held open through the detectors
     reused = graph is not None
     skipped = skipped_parts(data)
+    unmeasured = int(np.isnan(audio["plateau_share"]).sum())
+    if unmeasured:
+        skipped["quality"] = (f"clipping, DC offset and upsampling were not checked on {unmeasured:,} clips ingested "
+                              f"before earmark measured them: run `{reingest}` (clip ids, runs and flags stay), "
+                              f"then analyze again")
     if graph is None and data.has_embeddings:
         graph = knn_cosine(data.emb, k=k, seed=seed)
     timings["neighbors"] = time.perf_counter() - t
@@ -268,7 +280,10 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
                   label_quality=quality, suggested=np.asarray(suggested, dtype=str), clusters=clusters,
                   outlier_score=out_score, outlier_z=out_z, duplicate_pairs=pairs, label_scope=scope,
                   judged=judged)
-    findings = build_findings(ev)
+    quality_specs = quality_findings(audio["peak"], audio["plateau_share"], audio["dc"], audio["band_step_db"],
+                                     data.labels, oos_agree, judged, audio["speaker"])
+    # one ranking for every detector: the quality findings' scores are on the others' scale (clips with a problem)
+    findings = sorted([*build_findings(ev), *quality_specs], key=lambda f: -f.score)
     new = [NewFinding(kind=f.kind, score=float(f.score), title=f.title, description=f.description, reason=f.reason,
                       suggested_label=f.suggested_label, stats=f.stats,
                       members=[(int(data.clip_ids[i]), float(s), lab) for i, s, lab in
@@ -287,7 +302,7 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
         run_id=run_id, n_clips=n, n_findings=len(findings), n_cutoff=int((cut.score >= CUTOFF_THRESHOLD).sum()),
         n_label_issues=int(issue.sum()), n_clusters=int(len(set(clusters.tolist()) - {-1})),
         n_duplicate_pairs=len(pairs), n_outliers=sum(1 for f in findings if f.kind == "outlier"),
-        label_scope=_scope_words(scope), neighbors_reused=reused, skipped=skipped, timings={k: round(v, 2) for k, v in timings.items()},
+        n_quality={f.kind: len(f.members) for f in quality_specs}, label_scope=_scope_words(scope), neighbors_reused=reused, skipped=skipped, timings={k: round(v, 2) for k, v in timings.items()},
     )
 
 

@@ -1,7 +1,8 @@
 """The clip list's filters (``ClipFilter``) and how they select rows of a ``RunFrame``.
 
-Everything but the flag and finding filters is numpy over the cached frame; flags are read fresh
-(they change all the time and the table is small and indexed by clip), a finding's clips by id.
+Everything but the flag, finding and quality filters is numpy over the cached frame; flags are read
+fresh (they change all the time and the table is small and indexed by clip), a finding's clips by
+id, and the audio-quality stats fresh too (a re-ingest fills them; ``ml.analysis.quality`` decides).
 Conditions on metadata, signal stats and speakers (``ColumnCondition``, the slices page's links)
 are numpy over the run's ``SliceColumns`` (``RunCache.slice_columns``).
 """
@@ -15,10 +16,13 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.errors import EarmarkError
+from app.store.clip_stats import quality_arrays
 from app.store.clips import search_clip_ids
 from app.store.findings import finding_clip_ids
 from app.store.flags import flag_map
 from app.store.frame import SPLITS, RunFrame
+from ml.analysis.quality import FINDINGS as QUALITY_FINDINGS
+from ml.analysis.quality import flags_from_columns
 
 if TYPE_CHECKING:
     from app.store.cache import SliceColumns
@@ -60,6 +64,7 @@ class ClipFilter:
     sort: str = "loss"
     columns: tuple[ColumnCondition, ...] = field(default_factory=tuple)
     q: str | None = None  # text in the clip's path or label (the clip's own or the run's target), any case
+    quality: str | None = None  # an audio-quality finding (ml.analysis.quality.FINDINGS): clipped, silent, ...
 
 
 def column_mask(c: ColumnCondition, columns: SliceColumns) -> np.ndarray:
@@ -142,6 +147,12 @@ def filter_rows(session: Session, frame: RunFrame, dataset_id: int, f: ClipFilte
         text = f.q.lower()
         targets = [i for i, name in enumerate(frame.vocab) if text in name.lower()]
         mask &= np.isin(frame.clip_ids, search_clip_ids(session, dataset_id, f.q)) | np.isin(frame.target, targets)
+    if f.quality:
+        if f.quality not in QUALITY_FINDINGS:
+            raise EarmarkError(f"no audio-quality finding {f.quality[:40]!r}", status=422,
+                               hint=f"use one of {', '.join(QUALITY_FINDINGS)}")
+        qa = quality_arrays(session, dataset_id, frame.clip_ids)
+        mask &= flags_from_columns(qa["peak"], qa["plateau_share"], qa["dc"], qa["band_step_db"])[f.quality]
     if f.columns:
         if columns is None:
             raise ValueError("filter_rows: column conditions need the run's SliceColumns")

@@ -262,7 +262,8 @@ def waveform_png(path: Path, content_hash: str, cache_dir: Path) -> bytes:
 
 
 def signal_stats(clip: Clip) -> dict:
-    """The clip's stored signal statistics, for display."""
+    """The clip's stored signal statistics, for display (the audio-quality ones None when not measured)."""
     return dict(rms_dbfs=clip.rms_dbfs, peak=clip.peak, clipped_frac=clip.clipped_frac,
                 lead_silence_ms=clip.lead_silence_ms, trail_silence_ms=clip.trail_silence_ms,
-                end_energy_db=clip.end_energy_db, cutoff_signal=clip.cutoff_signal)
+                end_energy_db=clip.end_energy_db, cutoff_signal=clip.cutoff_signal,
+                plateau_share=clip.plateau_share, dc_offset=clip.dc_offset, band_step_db=clip.band_step_db)

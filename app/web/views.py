@@ -13,15 +13,18 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
+from app.pipeline.ingest_report import reingest_command
 from app.store import clips as clips_store
 from app.store import findings as findings_store
 from app.store import predictions, scores
 from app.store.cache import RunCache, SliceColumns
+from app.store.clip_stats import count_unmeasured_quality
 from app.store.datasets import get_dataset
 from app.store.filters import ClipFilter, filter_rows
 from app.store.models import Clip, Dataset, Finding, Run
 from app.store.runs import run_state
 from app.web import media, urls
+from ml.analysis import quality
 
 SPEAKER_LIMIT = 40
 N_NEIGHBOURS = 10
@@ -153,6 +156,7 @@ def clip_detail(session: Session, cache: RunCache, run: Run, clip: Clip) -> dict
         neighbors=[dict(rows[c], similarity=s) for c, s in neighbours if c in rows],
         speaker_clips=[rows[c] for c in speaker_ids if c in rows],
         spectrograms=spectrogram_views(clip.id, run),
+        quality=clip_quality(clip, dataset, run.id),
         meta=typed_meta(clip.meta or {}, (dataset.meta_columns or {}) if dataset else {}, run.id),
         **urls.media(clip.id),
     )
@@ -195,6 +199,35 @@ def position_in_list(session: Session, cache: RunCache, run: Run, f: ClipFilter,
     prev_id = int(frame.clip_ids[rows[pos - 1]]) if pos > 0 else None
     next_id = int(frame.clip_ids[rows[pos + 1]]) if pos + 1 < len(rows) else None
     return prev_id, next_id, pos, len(rows)
+
+
+# ---- audio quality ---------------------------------------------------------------------------
+
+def clip_quality(clip: Clip, dataset: Dataset | None, run_id: int) -> dict:
+    """What the clip page says of a clip's audio quality: the defects its stored stats raise (each with
+    its clip list), whether clipping, DC offset and band limits were measured, and the command that
+    measures them when they were not (``ml.analysis.quality`` decides)."""
+    found = quality.defects_of(clip.peak, clip.plateau_share, clip.dc_offset, clip.band_step_db)
+    measured = clip.plateau_share is not None
+    return dict(defects=[dict(kind=k, label=quality.WORDS[k].label, clips_url=urls.clip_list(run_id, quality=k))
+                         for k in found],
+                measured=measured, peak_dbfs=float(quality.peak_to_dbfs(clip.peak)),
+                band_measurable=clip.sample_rate >= 2 * quality.BAND_ABOVE_HZ[1],
+                limits=dict(plateau_pct=100 * quality.CLIPPED_MIN_SHARE, dc=quality.DC_MAX,
+                            band_db=quality.UPSAMPLED_STEP_DB, quiet_dbfs=quality.QUIET_PEAK_DBFS),
+                command=None if measured or dataset is None else reingest_command(dataset))
+
+
+def quality_note(session: Session, dataset: Dataset) -> dict | None:
+    """``{unmeasured, command}`` when some clips of ``dataset`` lack the audio-quality stats (ingested
+    before earmark measured them), so a page can say which findings leave them out and what fills them."""
+    n = count_unmeasured_quality(session, dataset.id)
+    return dict(unmeasured=n, n_clips=dataset.n_clips, command=reingest_command(dataset)) if n else None
+
+
+def quality_options() -> list[dict]:
+    """The clip list's audio-quality menu: ``[{value, label, rule}]`` in ``FINDINGS`` order."""
+    return [dict(value=k, label=quality.WORDS[k].label, rule=quality.WORDS[k].rule) for k in quality.FINDINGS]
 
 
 # ---- findings --------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from app.web import urls, views
 from app.web.clip_export import stream_clip_csv
 from app.web.deps import CacheDep, ClipFilterDep, PageNo, PerPage, RunDep, SessionDep, filter_params, render
 from app.web.slice_views import colour_columns
+from ml.analysis.quality import NEEDS as QUALITY_NEEDS
 
 router = APIRouter()
 NAV = ("Clips", "/clips", 30)
@@ -35,9 +36,13 @@ def list_clips(request: Request, session: SessionDep, cache: CacheDep, run: RunD
         column_filters.append(dict(label=describe_condition(c), params=own,
                                    in_form=c.column == "speaker" and c.value is not None and not (c.not_in or c.missing),
                                    remove_url=urls.clip_list(run.id, **{k: v for k, v in context.items() if k not in own})))
+    # a quality filter that needs stats some clips lack says so, and how to measure them
+    note = views.quality_note(session, dataset) if f.quality and QUALITY_NEEDS[f.quality] else None
     return render(request, "clips.html", run=run, f=f, data=data, vocab=frame.vocab, labels=labels,
                   context=context, column_filters=column_filters,
                   filter_columns=colour_columns(dataset.meta_columns or {}), finding_title=finding_title,
+                  quality_options=views.quality_options(), quality_note=note,
+                  quality_off_url=urls.clip_list(run.id, **{k: v for k, v in context.items() if k != "quality"}),
                   offset=(data["page"] - 1) * per_page)
 
 

@@ -17,14 +17,18 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from app.store import findings as findings_store
+from app.store.datasets import get_dataset
+from app.web import views
 from app.web.deps import FindingDep, IdField, Offset, OptionalRunDep, RunDep, SessionDep, render
 from app.web.views import finding_dict
+from ml.analysis.quality import WORDS as QUALITY_WORDS
 
 router = APIRouter()
 NAV = ("Issues", "/issues", 25)
 PREVIEW = 12
 KIND_WORDS = {"cutoff": "cut-off", "label": "label issues", "cluster": "error cluster",
-              "duplicate": "duplicates", "outlier": "outliers"}
+              "duplicate": "duplicates", "outlier": "outliers",
+              **{k: w.label for k, w in QUALITY_WORDS.items()}}  # clipped, too quiet, DC offset, silent, upsampled
 
 
 class FlagFindingIn(BaseModel):
@@ -43,8 +47,10 @@ def show_issues(request: Request, session: SessionDep, run: OptionalRunDep):
     previews = {f.id: findings_store.finding_clips(session, f, PREVIEW) for f in findings}
     flagged = findings_store.flagged_counts(session, [f.id for f in findings])
     top_cluster = next((f for f in findings if f.kind == "cluster"), None)
+    dataset = get_dataset(session, run.dataset_id) if run else None
     return render(request, "issues.html", run=run, findings=findings, previews=previews, flagged=flagged,
-                  top_cluster=top_cluster, kind_words=KIND_WORDS)
+                  top_cluster=top_cluster, kind_words=KIND_WORDS,
+                  quality_note=views.quality_note(session, dataset) if dataset else None)
 
 
 @router.get("/api/findings", summary="A run's findings, ranked")
