@@ -254,6 +254,28 @@ def test_describe_calls_mostly_noise_with_some_cut_words_noise_only():
     assert d.reason == "cutoff", "with the cut words in the majority it is a cut-off group"
 
 
+def test_describe_never_names_one_word_as_label_and_prediction_of_a_group_that_disagrees():
+    """Arabic seed 1 (bench/real_finders.py): a cluster of silent clips, filed under many words, which the
+    model calls 'two' out of sample; the two filed as 'two' are in training and their fold models named
+    other words. Every clip disagrees, yet the title read "mostly 'two' predicted as 'two'"."""
+    labels = np.array(["two"] * 3 + ["one", "three", "four", "five", "six", "seven", "eight"] + ["nine"] * 30)
+    preds = np.array(["six", "nine", "one"] + ["two"] * 7 + ["nine"] * 30)
+    n, members = labels.size, np.arange(10)
+    agree = labels == preds
+    assert not agree[members].any()
+    signal = {"lead_silence_ms": np.full(n, 200.0), "trail_silence_ms": np.full(n, 300.0),
+              "end_energy_db": np.full(n, -40.0), "rms_dbfs": np.full(n, -25.0)}
+    d = describe_group(members, labels, preds, agree, signal, np.zeros(n), 0.5, np.zeros(n, bool), labels)
+    assert d.title.startswith("10 clips, 100% disagree"), d.title
+    assert "'two' predicted as 'two'" not in d.title and "mostly 'two'" not in d.title, d.title
+    assert d.title.endswith("various words predicted as 'two'"), d.title
+    # A group that is mostly one word, confused with one other word, says so.
+    labels2 = np.where(np.arange(n) < 8, "six", "one")
+    d = describe_group(members, labels2, np.full(n, "seven"), np.zeros(n, bool), signal, np.zeros(n), 0.5,
+                       np.zeros(n, bool), labels2)
+    assert d.title.endswith("mostly 'six' predicted as 'seven'"), d.title
+
+
 def test_label_issues_need_the_neighbourhood_to_confirm_and_it_picks_the_suggestion():
     rng = np.random.default_rng(2)
     true = np.repeat(np.arange(4), 25)

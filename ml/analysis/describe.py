@@ -24,6 +24,7 @@ NOTABLE_SHIFT = 0.75
 CUTOFF_SHARE = 0.5  # share of clips above the cut-off threshold that makes a group "likely cut off"
 MISLABEL_SHARE = 0.5  # share of label issues that makes a group "likely mislabeled"
 NOISE_EDGE_MS = 50.0  # median leading and trailing silence below this: sound throughout -> noise only
+MOSTLY_SHARE = 0.5  # a title says "mostly 'w'" only when at least this share of the clips it speaks of is 'w'
 
 
 @dataclass
@@ -45,6 +46,29 @@ def _top(values: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
 
 def _fmt_top(items: list[tuple[str, float]]) -> str:
     return ", ".join(f"'{v}' ({share:.0%})" for v, share in items if share >= 0.05) or "mixed"
+
+
+def _mostly(values: np.ndarray, other: str) -> tuple[str, str | None]:
+    """("'w'", w) when one word ``w`` holds at least ``MOSTLY_SHARE`` of ``values``, else (``other``, None)."""
+    top = _top(values, 1)
+    if top and top[0][1] >= MOSTLY_SHARE:
+        return f"'{top[0][0]}'", top[0][0]
+    return other, None
+
+
+def error_words(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, agree: np.ndarray) -> str:
+    """What a group's errors are, in words: "mostly 'six' predicted as 'two'", "various words predicted
+    as 'two'". Taken over the members that disagree (all members when none does), so it never names one
+    word as both the label and the prediction of a group that disagrees: a label and a prediction that
+    are each only the most common of many, over all the members, may be the same word on different clips
+    (a cluster of silent clips filed under 40 words, which the model calls 'two')."""
+    wrong = members[~agree[members].astype(bool)]
+    pick = wrong if wrong.size else members
+    label, lw = _mostly(labels[pick], "various words")
+    pred, pw = _mostly(preds[pick], "various words")
+    if lw is not None and lw == pw:  # all agree, or exactly half are filed as 'w' and half predicted 'w'
+        return f"mostly '{lw}', predicted as such" if not wrong.size else f"'{lw}' confused with other words"
+    return f"{'mostly ' if lw is not None else ''}{label} predicted as {pred}"
 
 
 def signal_shifts(members: np.ndarray, signal: dict[str, np.ndarray]) -> list[tuple[str, float, float, float]]:
@@ -112,11 +136,10 @@ def describe_group(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, a
     text += f". Filed as {_fmt_top(top_labels)}; predicted {_fmt_top(top_preds)}."
     if verdict:
         text += f" \u2192 {verdict}."
-    main_label = top_labels[0][0] if top_labels else "?"
-    main_pred = top_preds[0][0] if top_preds else "?"
-    title = f"{n:,} clips, {dis:.0%} disagree: mostly '{main_label}' predicted as '{main_pred}'"
+    title = f"{n:,} clips, {dis:.0%} disagree: {error_words(members, labels, preds, agree)}"
     if reason == "cutoff":
-        title = f"{n:,} clips, {dis:.0%} disagree, likely cut off (mostly '{main_label}')"
+        label, lw = _mostly(labels[members], "various words")
+        title = f"{n:,} clips, {dis:.0%} disagree, likely cut off ({'mostly ' if lw is not None else ''}{label})"
     elif reason == "noise_only":
         title = f"{n:,} clips, {dis:.0%} disagree, likely noise only"
     stats = {
