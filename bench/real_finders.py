@@ -18,6 +18,12 @@ for the precision audit (``--audit N`` also draws spectrogram PNGs of a random N
 
     nice -n 10 .venv/bin/python bench/real_finders.py prepare --sets arabic --seeds 0 1 --epochs 20 --folds 3
     .venv/bin/python bench/real_finders.py score --sets arabic --seeds 0 1 --reanalyze --audit 20
+
+``--unplanted`` runs the same steps on the real set as it is (every rate 0, its own folder), where
+every flag is a natural one: it prints the held-out accuracy of the clips the cut-off finder flags
+against the rest, and what each error cluster is made of. ``score --reingest`` ingests a set again
+first (new signal stats from today's ``ml.analysis.signal``, the same clip ids, so no retraining),
+then analyzes.
 """
 
 from __future__ import annotations

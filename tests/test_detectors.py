@@ -256,7 +256,7 @@ def test_describe_calls_mostly_noise_with_some_cut_words_noise_only():
 
 def test_describe_never_names_one_word_as_label_and_prediction_of_a_group_that_disagrees():
     """Arabic seed 1 (bench/real_finders.py): a cluster of silent clips, filed under many words, which the
-    model calls 'two' out of sample; the two filed as 'two' are in training and their fold models named
+    model calls 'two' out of sample; those filed as 'two' are in training and their fold models named
     other words. Every clip disagrees, yet the title read "mostly 'two' predicted as 'two'"."""
     labels = np.array(["two"] * 3 + ["one", "three", "four", "five", "six", "seven", "eight"] + ["nine"] * 30)
     preds = np.array(["six", "nine", "one"] + ["two"] * 7 + ["nine"] * 30)
