@@ -10,6 +10,7 @@ defects ``ml.plant`` plants into them (``bench/plant_real.py`` measures precisio
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -66,33 +67,46 @@ class QualityStats:
         return asdict(self)
 
 
+_WINDOW = np.hanning(_NFFT)
+_QUANT_POWER = (1.0 / 32768.0) ** 2 / 12.0 * float(np.sum(_WINDOW**2))  # 16-bit rounding noise, per bin
+
+
+@lru_cache(maxsize=16)
+def _band_bins(sample_rate: int) -> tuple[slice, slice]:
+    """The rfft bins of the band below and of the band above (contiguous ranges)."""
+    f = np.fft.rfftfreq(_NFFT, 1.0 / sample_rate)
+    lo = np.flatnonzero((f >= BAND_BELOW_HZ[0]) & (f < BAND_BELOW_HZ[1]))
+    hi = np.flatnonzero((f >= BAND_ABOVE_HZ[0]) & (f < BAND_ABOVE_HZ[1]))
+    return slice(int(lo[0]), int(lo[-1]) + 1), slice(int(hi[0]), int(hi[-1]) + 1)
+
+
 def _band_step(x: np.ndarray, sample_rate: int) -> float:
     """Power above the 8 kHz-rate band minus power just below it: the higher of the louder half of the
     frames (the word) and the quieter half (the pauses), or the louder half alone when the pauses hold
     nothing above 4.5 kHz but 16-bit rounding noise."""
     if sample_rate < 2 * BAND_ABOVE_HZ[1] or x.size < _NFFT:
         return 0.0  # the clip's own rate is too low to hold the upper band: nothing to say
-    window = np.hanning(_NFFT)
-    frames = np.lib.stride_tricks.sliding_window_view(x, _NFFT)[::_NFFT] * window  # (n_frames, NFFT)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # (n_frames, NFFT/2 + 1)
-    energy = power.sum(axis=1)
-    loud = energy >= np.median(energy)
-    f = np.fft.rfftfreq(_NFFT, 1.0 / sample_rate)
-    lo = (f >= BAND_BELOW_HZ[0]) & (f < BAND_BELOW_HZ[1])
-    hi = (f >= BAND_ABOVE_HZ[0]) & (f < BAND_ABOVE_HZ[1])
+    n = x.size // _NFFT
+    frames = x[: n * _NFFT].reshape(n, _NFFT) * _WINDOW  # (n_frames, NFFT), non-overlapping
+    energy = np.einsum("ij,ij->i", frames, frames)
+    loud = energy >= np.partition(energy, n // 2)[n // 2]  # the louder half (the median frame and up)
+    lo, hi = _band_bins(sample_rate)
+    spec = np.fft.rfft(frames, axis=1)
+    spec = np.concatenate([spec[:, lo], spec[:, hi]], axis=1)  # only the two bands
+    power = spec.real**2 + spec.imag**2
+    n_lo = lo.stop - lo.start
 
-    def step(spec: np.ndarray) -> float | None:
-        below = spec[lo].mean()
-        return None if below <= 0.0 else float(10.0 * np.log10((spec[hi].mean() + 1e-30) / below))
+    def step(p: np.ndarray) -> float | None:
+        below = p[:n_lo].mean()
+        return None if below <= 0.0 else float(10.0 * np.log10((p[n_lo:].mean() + 1e-30) / below))
 
     word = step(power[loud].mean(axis=0))
     if word is None:
         return 0.0
-    if not (~loud).any():
+    if loud.all():
         return word
     pauses = power[~loud].mean(axis=0)
-    quant = (1.0 / 32768.0) ** 2 / 12.0 * float(np.sum(window**2))  # 16-bit rounding noise, per bin
-    if pauses[hi].mean() < quant * 10 ** (_QUANT_MARGIN_DB / 10):
+    if pauses[n_lo:].mean() < _QUANT_POWER * 10 ** (_QUANT_MARGIN_DB / 10):
         return word
     quiet = step(pauses)
     return word if quiet is None else max(word, quiet)
