@@ -61,6 +61,8 @@ def test_guide_entries_show_their_figures_and_fit(browser, help_site, width):
         table.scroll_into_view_if_needed()
         pg.evaluate("document.querySelector('#cutoff-score .measured').scrollIntoView()")
         _shot(pg, f"guide-figures-{width}")
+        pg.evaluate("document.getElementById('audio-quality').scrollIntoView()")
+        _shot(pg, f"guide-quality-{width}")
         # nothing wider than the window: a wide table scrolls inside its box
         assert pg.evaluate("document.documentElement.scrollWidth") <= width
         assert pg.errors == []
