@@ -31,7 +31,8 @@ Use them as route parameters (FastAPI resolves them)::
 Jinja globals available in every template: ``qs(request, **changes)`` gives the current URL with
 query parameters changed (``None`` removes one), ``url(path, **params)`` builds a URL with a
 query string (``None`` values are dropped), and ``urls`` is ``app.web.urls`` (every URL the app
-hands out; ``urls.js_templates()`` reaches the scripts through base.html). State-changing requests are POSTs that must carry
+hands out; ``urls.js_templates()`` reaches the scripts through base.html); ``score_help`` is
+``app.measured.score_help`` (what each score means and its real-speech figures: tooltips and the guide). State-changing requests are POSTs that must carry
 the header ``X-Earmark-CSRF: 1``; in the browser use ``earmark.post(url, json)`` from app.js.
 """
 
