@@ -85,6 +85,7 @@ def test_planted_defects_are_stored_filtered_found_and_shown(store, tmp_path, so
     truth = build_set(source, tmp_path / source)
     rep = ingest(store, tmp_path / source, name=f"q-{source}")
     assert rep.n_clips == len(truth) and not rep.rejects
+    assert rep.quality == dict.fromkeys(FINDINGS, 1) and rep.quality_unmeasured == 0  # the ingest report counts them
     clips = _stored(store, rep.dataset_id)
     # ingest stored the stats each finding needs, and they raise exactly the planted defect
     for path, kind in truth.items():
@@ -172,6 +173,7 @@ def test_reingest_fills_the_stats_of_clips_ingested_before_they_existed(store, t
 
     again = ingest(store, tmp_path / "sc", name="old")
     assert not again.unchanged and again.dataset_id == rep.dataset_id
+    assert again.quality_unmeasured == 0 and again.quality == dict.fromkeys(FINDINGS, 1)
     after = _stored(store, rep.dataset_id)
     assert {p: c.id for p, c in after.items()} == before  # same clip ids: the run and its flags stay valid
     for path, kind in truth.items():

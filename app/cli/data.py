@@ -130,6 +130,15 @@ def print_report(report) -> None:
     if report.n_clips:
         console.print(f"cut-off indicator: {report.n_cutoff_signal:,} clips "
                       f"({100 * report.n_cutoff_signal / report.n_clips:.1f}%) still have speech in their last 50 ms")
+        if report.quality:
+            console.print("audio quality: " + ", ".join(f"{n:,} {kind.replace('_', ' ')}"
+                                                        for kind, n in report.quality.items())
+                          + " (the clip list's audio-quality filter lists them)")
+        else:
+            console.print("audio quality: no clipped, too quiet, DC-offset, silent or upsampled clips")
+        if report.quality_unmeasured:
+            console.print(f"[yellow]audio quality not measured on {report.quality_unmeasured:,} clips[/] "
+                          "(ingested before earmark measured it): run this ingest again to measure them")
     if report.rejects:
         console.print(f"[yellow]{report.n_rejects:,} files rejected[/] (stored; nothing else was lost):")
         for reason, info in report.rejects.items():

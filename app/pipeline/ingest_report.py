@@ -6,8 +6,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from sqlalchemy.orm import Session
 
+from app.store.clip_stats import quality_arrays
 from app.store.clips import split_counts
 from app.store.datasets import reject_summary
 from app.store.models import Dataset
@@ -43,6 +45,8 @@ class IngestReport:
     speaker_leakage: str = "not_checked"  # checked | partial | not_checked
     notes: list[str] = field(default_factory=list)  # how the layout was read (patterns, joins, renamed columns)
     command: str = ""  # the explicit `earmark ingest` command that reads the data set this way
+    quality: dict[str, int] = field(default_factory=dict)  # audio-quality finding -> clips it flags (the rest: 0)
+    quality_unmeasured: int = 0  # clips without the audio-quality stats (ingested before migration 0006)
 
     @property
     def clips_per_s(self) -> float:
@@ -111,7 +115,18 @@ def build_report(session: Session, ds: Dataset, unchanged: bool, seconds: float)
         n_noise_files=len(ds.noise_files or []), n_cutoff_signal=counts.n_cutoff_signal, seconds=seconds,
         meta_columns=dict(ds.meta_columns or {}), speaker_leakage=ds.speaker_leakage or "not_checked",
         notes=list((ds.source or {}).get("notes") or []), command=str((ds.source or {}).get("command") or ""),
+        **_quality_counts(session, ds.id),
     )
+
+
+def _quality_counts(session: Session, dataset_id: int) -> dict:
+    """How many clips each audio-quality finding flags (``ml.analysis.quality``), and how many lack the stats."""
+    from ml.analysis.quality import flags_from_columns
+
+    q = quality_arrays(session, dataset_id)
+    flags = flags_from_columns(q["peak"], q["plateau_share"], q["dc"], q["band_step_db"])
+    return {"quality": {k: int(v.sum()) for k, v in flags.items() if v.any()},
+            "quality_unmeasured": int(np.isnan(q["plateau_share"]).sum())}
 
 
 def reingest_command(ds: Dataset) -> str:

@@ -85,14 +85,16 @@ QUALITY_COLUMNS = {"peak": Clip.peak, "plateau_share": Clip.plateau_share, "dc":
                    "band_step_db": Clip.band_step_db}
 
 
-def quality_arrays(session: Session, dataset_id: int, clip_ids: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
-    """The audio-quality stats of a data set's clips aligned with ``clip_ids`` (float64, NaN where not
-    measured: clips ingested before migration 0006), keyed as ``ml.analysis.quality.flags_from_columns``
-    takes them, plus ``speaker`` (object, None where unknown). Read fresh: a re-ingest fills them."""
+def quality_arrays(session: Session, dataset_id: int,
+                   clip_ids: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The audio-quality stats of a data set's clips aligned with ``clip_ids`` (every clip in id order when
+    None; float64, NaN where not measured: clips ingested before migration 0006), keyed as
+    ``ml.analysis.quality.flags_from_columns`` takes them, plus ``speaker`` (object, None where unknown).
+    Read fresh: a re-ingest fills them."""
     rows = session.execute(select(Clip.id, Clip.speaker, *QUALITY_COLUMNS.values())
                            .where(Clip.dataset_id == dataset_id).order_by(Clip.id)).all()
-    ids = np.asarray(clip_ids, dtype=np.int64)
     all_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    ids = all_ids if clip_ids is None else np.asarray(clip_ids, dtype=np.int64)
     pos, found = _align(all_ids, ids)
     cols = list(zip(*rows, strict=True)) if rows else [()] * (2 + len(QUALITY_COLUMNS))
     out: dict[str, np.ndarray] = {}
