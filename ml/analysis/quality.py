@@ -268,6 +268,7 @@ WORDS = {
 DISAGREE_WEIGHT = 1.0  # a flagged clip the model gets wrong out of sample: an error with a named cause
 COPED_WEIGHT = 0.25  # a flagged clip the model copes with: a data problem of no visible cost yet
 TOP_SPEAKER_SHARE = 0.3  # name the speakers when the top one holds this share of a finding's clips
+LABEL_SHARE = 0.25  # name the labels when the top one holds this share; else say how spread they are
 
 
 def quality_findings(peak: np.ndarray, plateau_share: np.ndarray, dc: np.ndarray, band_step_db: np.ndarray,
@@ -313,7 +314,12 @@ def quality_findings(peak: np.ndarray, plateau_share: np.ndarray, dc: np.ndarray
         if n_judged:
             text += (f" {n_wrong:,} of the {n_judged:,} judged out of sample ({n_wrong / n_judged:.0%}) disagree "
                      f"with their label, against {rest_rate:.0%} of the other clips.")
-        text += f" Filed as {_fmt_top(_top(labels[members]))}."
+        top_labels = _top(labels[members])
+        if top_labels[0][1] >= LABEL_SHARE:
+            text += f" Mostly filed as {_fmt_top(top_labels)}."
+        else:  # a defect of the recording, not of a word
+            text += (f" Spread over {len(set(labels[members].tolist())):,} labels (the most, '{top_labels[0][0]}', "
+                     f"{top_labels[0][1]:.0%}).")
         top_speakers: list = []
         if speakers is not None:
             spk = [s for s in np.asarray(speakers, dtype=object)[members].tolist() if s]
@@ -332,7 +338,7 @@ def quality_findings(peak: np.ndarray, plateau_share: np.ndarray, dc: np.ndarray
             {"defect": kind, "n": n, "judged": n_judged, "disagree": n_wrong,
              "disagree_rate": round(n_wrong / n_judged, 4) if n_judged else None,
              "rest_disagree_rate": round(rest_rate, 4), "unmeasured": unmeasured,
-             "top_labels": [[v, round(s, 4)] for v, s in _top(labels[members])],
+             "top_labels": [[v, round(s, 4)] for v, s in top_labels],
              "top_speakers": [[v, round(s, 4)] for v, s in top_speakers],
              "clip_score": "times past the threshold (levels as amplitude: 20 dB = 10x)"}))
     return out
