@@ -1,8 +1,9 @@
 """``RunCache``: the per-run aggregates the pages read, kept in memory on ``app.state.run_cache``.
 
 It holds, per run, the ``RunFrame`` (per-clip columns), and built on first use: the unit-norm
-embedding matrix (for neighbours of a run never projected), the cloud's packed columns and the
-nearest clips computed from them; per data set, its class distribution. Flags are never cached.
+embedding matrix (for neighbours of a run never projected), the cloud's packed columns, the
+nearest clips computed from them and the audio-quality flags (per data set version); per data set,
+its class distribution. Flags are never cached.
 
 A run's entry is rebuilt when its ``frame_version`` changes (status, first predictions / scores /
 projection, a new ``earmark analyze``); that check is a few index lookups and runs at most every
@@ -25,12 +26,13 @@ from app.store import clips as clips_store
 from app.store import datasets as datasets_store
 from app.store import neighbors as neighbors_store
 from app.store import predictions
-from app.store.clip_stats import STAT_NAMES, clip_stat_arrays, label_doubts
+from app.store.clip_stats import STAT_NAMES, clip_stat_arrays, label_doubts, quality_arrays
 from app.store.cloud import CloudBody, encode_cloud, with_flags
 from app.store.cloud_column import encode_codes, encode_column
 from app.store.flags import flag_map
 from app.store.frame import SPLITS, RunFrame, frame_version, load_frame
 from app.store.models import Dataset, Run
+from ml.analysis.quality import flags_from_columns
 from ml.analysis.slices import factorize
 
 RECHECK_S = 5.0
@@ -166,6 +168,19 @@ class RunCache:
             return dict(encode_codes(name, kind, codes[pos], names), run_id=run.id)
 
         return self.derived(session, run, ("cloud_column", name), build)
+
+    def quality_flags(self, session: Session, run: Run) -> dict[str, np.ndarray]:
+        """Per audio-quality finding (``ml.analysis.quality.FINDINGS``), which of the run's clips it flags
+        (bool, aligned with the frame), from the clips' stored stats; rebuilt when the data set is
+        ingested again (its ``updated_at``), which is what fills or changes them."""
+        dataset = datasets_store.get_dataset(session, run.dataset_id)
+        version = str(dataset.updated_at) if dataset is not None else ""
+
+        def build() -> dict[str, np.ndarray]:
+            q = quality_arrays(session, run.dataset_id, self._entry(session, run).frame.clip_ids)
+            return flags_from_columns(q["peak"], q["plateau_share"], q["dc"], q["band_step_db"])
+
+        return self.derived(session, run, ("quality_flags", version), build)
 
     def derived(self, session: Session, run: Run, key: tuple, build: Callable[[], T]) -> T:
         """``build()``, memoised under ``key`` for as long as the run's entry is current (slices, say)."""

@@ -1,8 +1,9 @@
 """The clip list's filters (``ClipFilter``) and how they select rows of a ``RunFrame``.
 
-Everything but the flag, finding and quality filters is numpy over the cached frame; flags are read
-fresh (they change all the time and the table is small and indexed by clip), a finding's clips by
-id, and the audio-quality stats fresh too (a re-ingest fills them; ``ml.analysis.quality`` decides).
+Everything but the flag and finding filters is numpy over the cached frame; flags are read fresh
+(they change all the time and the table is small and indexed by clip), a finding's clips by id. The
+audio-quality filter takes the run cache's flags (``ml.analysis.quality`` decides; rebuilt when a
+re-ingest fills or changes the stats).
 Conditions on metadata, signal stats and speakers (``ColumnCondition``, the slices page's links)
 are numpy over the run's ``SliceColumns`` (``RunCache.slice_columns``).
 """
@@ -113,9 +114,10 @@ def column_mask(c: ColumnCondition, columns: SliceColumns) -> np.ndarray:
 
 
 def filter_rows(session: Session, frame: RunFrame, dataset_id: int, f: ClipFilter,
-                columns: SliceColumns | None = None) -> np.ndarray:
+                columns: SliceColumns | None = None, quality: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Row indices of ``frame`` that pass ``f``, in ``f.sort`` order. Conditions on columns
-    (``f.columns``) need the run's ``columns``."""
+    (``f.columns``) need the run's ``columns``; the quality filter reads ``quality`` (per finding, a
+    bool per row: ``RunCache.quality_flags``) or, without it, the clips' stats fresh."""
     n = len(frame.clip_ids)
     mask = np.ones(n, dtype=bool)
     if f.split:
@@ -151,8 +153,10 @@ def filter_rows(session: Session, frame: RunFrame, dataset_id: int, f: ClipFilte
         if f.quality not in QUALITY_FINDINGS:
             raise EarmarkError(f"no audio-quality finding {f.quality[:40]!r}", status=422,
                                hint=f"use one of {', '.join(QUALITY_FINDINGS)}")
-        qa = quality_arrays(session, dataset_id, frame.clip_ids)
-        mask &= flags_from_columns(qa["peak"], qa["plateau_share"], qa["dc"], qa["band_step_db"])[f.quality]
+        if quality is None:
+            qa = quality_arrays(session, dataset_id, frame.clip_ids)
+            quality = flags_from_columns(qa["peak"], qa["plateau_share"], qa["dc"], qa["band_step_db"])
+        mask &= quality[f.quality]
     if f.columns:
         if columns is None:
             raise ValueError("filter_rows: column conditions need the run's SliceColumns")

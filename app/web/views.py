@@ -111,7 +111,8 @@ def clip_page(session: Session, cache: RunCache, run: Run, f: ClipFilter, page: 
     if f.finding is not None:
         findings_store.get_finding(session, f.finding)
     frame = cache.frame(session, run)
-    rows = filter_rows(session, frame, run.dataset_id, f, filter_columns(session, cache, run, f))
+    rows = filter_rows(session, frame, run.dataset_id, f, filter_columns(session, cache, run, f),
+                       filter_quality(session, cache, run, f))
     total = len(rows)
     pages = max(1, math.ceil(total / per_page))
     page = min(page, pages)
@@ -123,6 +124,11 @@ def clip_page(session: Session, cache: RunCache, run: Run, f: ClipFilter, page: 
 def filter_columns(session: Session, cache: RunCache, run: Run, f: ClipFilter) -> SliceColumns | None:
     """The run's slice columns when ``f`` has conditions on them (metadata, signal stats, speaker), else None."""
     return cache.slice_columns(session, run) if f.columns else None
+
+
+def filter_quality(session: Session, cache: RunCache, run: Run, f: ClipFilter) -> dict[str, np.ndarray] | None:
+    """The run's audio-quality flags (cached per data set version) when ``f`` filters by quality, else None."""
+    return cache.quality_flags(session, run) if f.quality else None
 
 
 def clips_by_id(session: Session, run: Run, clip_ids: list[int]) -> dict:
@@ -190,7 +196,8 @@ def position_in_list(session: Session, cache: RunCache, run: Run, f: ClipFilter,
                      ) -> tuple[int | None, int | None, int | None, int]:
     """(previous id, next id, position, total) of ``clip_id`` in the list filtered by ``f``."""
     frame = cache.frame(session, run)
-    rows = filter_rows(session, frame, run.dataset_id, f, filter_columns(session, cache, run, f))
+    rows = filter_rows(session, frame, run.dataset_id, f, filter_columns(session, cache, run, f),
+                       filter_quality(session, cache, run, f))
     me = frame.index_of(clip_id)
     hits = np.nonzero(rows == me)[0] if me is not None else []
     if not len(hits):

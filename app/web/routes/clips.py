@@ -52,7 +52,8 @@ def export_clips_csv(request: Request, session: SessionDep, cache: CacheDep, run
     if f.finding is not None:
         get_finding(session, f.finding)  # an unknown finding is a 404, not an empty file
     frame = cache.frame(session, run)
-    rows = filter_rows(session, frame, run.dataset_id, f, views.filter_columns(session, cache, run, f))
+    rows = filter_rows(session, frame, run.dataset_id, f, views.filter_columns(session, cache, run, f),
+                       views.filter_quality(session, cache, run, f))
     ids = [int(i) for i in frame.clip_ids[rows]]
     return StreamingResponse(stream_clip_csv(request.app.state.store, run.id, ids), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="earmark-run{run.id}-clips.csv"'})
