@@ -269,6 +269,12 @@ def test_describe_never_names_one_word_as_label_and_prediction_of_a_group_that_d
     assert d.title.startswith("10 clips, 100% disagree"), d.title
     assert "'two' predicted as 'two'" not in d.title and "mostly 'two'" not in d.title, d.title
     assert d.title.endswith("various words predicted as 'two'"), d.title
+    # Filed under many words and predicted as many (fold models each call silence another word): the
+    # title says what sets the clips apart instead.
+    preds3 = np.array(["one", "ok", "left", "one", "ok"] * 2 + ["nine"] * 30)
+    quiet = {**signal, "rms_dbfs": np.where(np.arange(n) < 10, -120.0, -25.0)}
+    d = describe_group(members, labels, preds3, labels == preds3, quiet, np.zeros(n), 0.5, np.zeros(n, bool), labels)
+    assert d.title.endswith("disagree: various words, quieter than usual"), d.title
     # A group that is mostly one word, confused with one other word, says so.
     labels2 = np.where(np.arange(n) < 8, "six", "one")
     d = describe_group(members, labels2, np.full(n, "seven"), np.zeros(n, bool), signal, np.zeros(n), 0.5,

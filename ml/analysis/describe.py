@@ -56,16 +56,20 @@ def _mostly(values: np.ndarray, other: str) -> tuple[str, str | None]:
     return other, None
 
 
-def error_words(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, agree: np.ndarray) -> str:
+def error_words(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, agree: np.ndarray,
+                what: str | None = None) -> str:
     """What a group's errors are, in words: "mostly 'six' predicted as 'two'", "various words predicted
     as 'two'". Taken over the members that disagree (all members when none does), so it never names one
     word as both the label and the prediction of a group that disagrees: a label and a prediction that
     are each only the most common of many, over all the members, may be the same word on different clips
-    (a cluster of silent clips filed under 40 words, which the model calls 'two')."""
+    (a cluster of silent clips filed under 40 words, which the model calls 'two'). When no word holds
+    half of either side, ``what`` (what sets the clips apart, e.g. "quieter than usual") says what they are."""
     wrong = members[~agree[members].astype(bool)]
     pick = wrong if wrong.size else members
     label, lw = _mostly(labels[pick], "various words")
     pred, pw = _mostly(preds[pick], "various words")
+    if lw is None and pw is None and what:
+        return f"various words, {what}"
     if lw is not None and lw == pw:  # all agree, or exactly half are filed as 'w' and half predicted 'w'
         return f"mostly '{lw}', predicted as such" if not wrong.size else f"'{lw}' confused with other words"
     return f"{'mostly ' if lw is not None else ''}{label} predicted as {pred}"
@@ -136,7 +140,8 @@ def describe_group(members: np.ndarray, labels: np.ndarray, preds: np.ndarray, a
     text += f". Filed as {_fmt_top(top_labels)}; predicted {_fmt_top(top_preds)}."
     if verdict:
         text += f" \u2192 {verdict}."
-    title = f"{n:,} clips, {dis:.0%} disagree: {error_words(members, labels, preds, agree)}"
+    what = (SIGNAL_WORDS[shifts[0][0]][0 if shifts[0][3] > 0 else 1]) if shifts else None
+    title = f"{n:,} clips, {dis:.0%} disagree: {error_words(members, labels, preds, agree, what)}"
     if reason == "cutoff":
         label, lw = _mostly(labels[members], "various words")
         title = f"{n:,} clips, {dis:.0%} disagree, likely cut off ({'mostly ' if lw is not None else ''}{label})"
