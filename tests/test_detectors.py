@@ -400,3 +400,19 @@ def test_background_at_the_first_sample_is_not_a_start_cut_off_on_real_noisy_spe
         assert ev.start[0] == 0 and ev.score[0] < CUTOFF_THRESHOLD, (rel, st)  # even a model that disagrees
         under_way = x[on + (off - on) // 3:]
         assert signal_stats(under_way, 16000).lead_silence_ms == 0, rel
+
+
+def test_a_word_cut_at_a_soft_sound_is_under_way_at_the_first_sample():
+    """Real Arabic words whose first 27-39 % is cut away at a soft sound (a consonant, 26-30 dB under
+    the word's loudest part, below the activity threshold): the sound at the first sample runs into the
+    word and is not the clip's background, so the lead is 0 (it read 10-80 ms)."""
+    from ml.plant import _quiet, word_span
+
+    rels = ("dataset/disable/00000019_NO_01.flac", "dataset/left/00000020_NO_04.flac",
+            "dataset/previous/00000019_NO_04.flac")
+    for rel, drop, x in zip(rels, (0.394, 0.271, 0.274), _real_clips("arabic-speech-commands", rels), strict=True):
+        on, off = word_span(x, 16000)
+        c = on + int(drop * (off - on))
+        y = np.concatenate([x[c:], _quiet(x, (on, off), c, np.random.default_rng(0))])  # as ml.plant does
+        st = signal_stats(y, 16000)
+        assert st.lead_silence_ms == 0 and st.trail_silence_ms >= 100, (rel, st)
