@@ -202,7 +202,7 @@ def defects_of(peak: float, plateau_share: float | None, dc: float | None, band_
 def severity(kind: str, peak: np.ndarray, plateau_share: np.ndarray, dc: np.ndarray,
              band_step_db: np.ndarray) -> np.ndarray:
     """How far past its threshold each clip is, as a factor (1 at the threshold; levels in dB become
-    amplitude factors, 20 dB = 10x): the per-clip score of a finding, worst first."""
+    amplitude factors, 20 dB = 10x): it orders a finding's clips, worst first (``quality_findings``)."""
     f64 = np.float64
     with np.errstate(divide="ignore", invalid="ignore"):
         if kind == "clipped":
@@ -278,7 +278,8 @@ def quality_findings(peak: np.ndarray, plateau_share: np.ndarray, dc: np.ndarray
 
     Inputs are per clip of the run (n,): the stored stats (linear peak; NaN where a stat was not
     measured), the labels, whether the model agrees with each label, which of those agreements are out
-    of sample (``judged``; None: all) and the speakers (None: unknown). Score: a (near-)silent clip
+    of sample (``judged``; None: all) and the speakers (None: unknown). A clip's score in a finding is
+    ``1 - 1 / severity`` (0 at the threshold, towards 1 far past it), worst first. Score: a (near-)silent clip
     holds no word, so it counts ``DISAGREE_WEIGHT``; any other flagged clip counts ``DISAGREE_WEIGHT``
     when the model disagrees with its label out of sample and ``COPED_WEIGHT`` otherwise, so a
     defect the model copes with ranks below error clusters and cut-offs of the same size.
@@ -334,11 +335,12 @@ def quality_findings(peak: np.ndarray, plateau_share: np.ndarray, dc: np.ndarray
         text += " " + w.todo
         out.append(FindingSpec(
             kind, float(weights.sum()), w.title.format(n=f"{n:,}"), text, w.reason, None, members,
-            sev[members].astype(np.float32), [None] * n,
+            (1.0 - 1.0 / np.maximum(sev[members], 1.0)).astype(np.float32), [None] * n,
             {"defect": kind, "n": n, "judged": n_judged, "disagree": n_wrong,
              "disagree_rate": round(n_wrong / n_judged, 4) if n_judged else None,
              "rest_disagree_rate": round(rest_rate, 4), "unmeasured": unmeasured,
              "top_labels": [[v, round(s, 4)] for v, s in top_labels],
              "top_speakers": [[v, round(s, 4)] for v, s in top_speakers],
-             "clip_score": "times past the threshold (levels as amplitude: 20 dB = 10x)"}))
+             "clip_score": "1 - threshold / value: 0 at the threshold, 0.9 at 10 times it (levels as amplitude: "
+                           "20 dB past it = 0.9), 1 for a digital zero"}))
     return out
