@@ -88,6 +88,12 @@ class Measured:
         return ("seed " if len(words) == 1 else "seeds ") + (" and ".join(words) if len(words) < 3
                                                              else ", ".join(words[:-1]) + " and " + words[-1])
 
+    @property
+    def scripts(self) -> tuple[str, ...]:
+        """The bench scripts its commands run (``bench/real_finders.py``, ...), in order, once each."""
+        found = [w for c in self.commands for w in c.split() if w.startswith("bench/") and w.endswith(".py")]
+        return tuple(dict.fromkeys(found))
+
     def headline(self) -> str:
         """The row in one line: precision and recall per seed, or its summary."""
         parts = []

@@ -147,6 +147,10 @@ def test_guide_states_each_figure_in_its_entry(site):
             for f in (*r.precision, *r.audited, *r.recall):
                 assert str(f) in text, (t.anchor, str(f))
             assert r.model in text and r.data in text and r.weak in text and r.extra in text, t.anchor
+            for script in r.scripts:  # the entry names the bench script that makes its figures
+                assert script in text, (t.anchor, script)
+        if rows and all("real_finders" not in c for r in rows for c in r.commands):
+            assert "bench/real_finders.py" not in text, t.anchor
     assert score_help.figures_line("finding-score") in _entry(doc, "finding-score").text
     page = doc.text
     assert score_help.not_evidence in page and "eSpeak" in page
