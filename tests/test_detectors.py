@@ -416,3 +416,17 @@ def test_a_word_cut_at_a_soft_sound_is_under_way_at_the_first_sample():
         y = np.concatenate([x[c:], _quiet(x, (on, off), c, np.random.default_rng(0))])  # as ml.plant does
         st = signal_stats(y, 16000)
         assert st.lead_silence_ms == 0 and st.trail_silence_ms >= 100, (rel, st)
+
+
+def test_a_weak_sound_after_the_word_and_a_quiet_gap_is_not_the_word_cut_by_the_end():
+    """Real Arabic 'options' clips of speakers 00000023 and 00000024 end with a click or breath 100 ms
+    after the word, 25-35 dB under it: no word runs past the end. Cut inside the word, they are cut off."""
+    from ml.plant import plant_cutoff, word_span
+
+    rels = ("dataset/options/00000024_NO_01.flac", "dataset/options/00000024_NO_02.flac",
+            "dataset/options/00000023_NO_01.flac")
+    rng = np.random.default_rng(0)
+    for rel, x in zip(rels, _real_clips("arabic-speech-commands", rels), strict=True):
+        assert not signal_stats(x, 16000).cutoff_signal, rel
+        cut, _ = plant_cutoff(x, 16000, word_span(x, 16000), rng, x.size, want="loud", shape="short_file")
+        assert signal_stats(cut, 16000).cutoff_signal, rel
