@@ -10,8 +10,13 @@ floor, up to the last frame, in a clip that has a real dynamic range (so steady 
 flagged). It is measured on the pre-emphasised signal (a first difference: the low-frequency
 rumble and mains hum of real recordings, which outlast the word, count for little) against an
 adaptive per-clip floor; digital silence (exact zeros) counts as a floor of ``DIGITAL_FLOOR_DB``
-and never as the end of a word. The analysis stage refines this with the model's view;
+and never as the end of a word; a weaker sound after the word and a quiet gap (a click, a breath)
+does not count either. The analysis stage refines this with the model's view;
 ``bench/plant_real.py`` measures it on real clips with planted cut-offs.
+
+``lead_silence_ms`` is the time before the word's onset: 0 when a word is already under way at the
+first sample, but not when the clip starts with its own background, louder for a moment (see
+``START_SHAPE_DB``).
 """
 
 from __future__ import annotations
@@ -59,7 +64,10 @@ ONSET_FRAMES = 3
 # (start evidence) go from 26 / 24 to 9 / 8, planted start cut-offs with it from 71 / 73 to 77 / 78 of
 # 96; bench/plant_real.py's cut-off flags on clean clips from 38 / 35 to 21 / 19 (start recall 0.75 /
 # 0.79 to 0.81 / 0.84); on the Speech Commands sample 2 clips of 300 ('nine', 'off': words sounding
-# from the first sample) gain a zero lead. See docs/benchmarks.md, "Finders on real speech".
+# from the first sample) gain a zero lead. With the default model (--folds 3) and the end rule below,
+# start cut-offs flagged go from 58 / 66 to 63 / 70 of 96 and clean clips flagged from 19 / 20 to 8 /
+# 10; on the real set with nothing planted, flags from 22 to 10. See docs/benchmarks.md, "Finders on
+# real speech".
 START_SHAPE_DB = 8.0
 START_NOISE_BELOW_PEAK_DB = 12.0
 START_RISE_DB = 10.0
