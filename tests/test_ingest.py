@@ -136,6 +136,36 @@ def test_ingest_reingest_is_idempotent_and_keeps_runs(store, tmp_path):
     assert len(now) == len(ids) and _count(store, Dataset) == 1 and _count(store, Run) == 1
 
 
+def test_reingest_after_an_upgrade_of_the_measuring_code_measures_every_clip_again(sqlite_store, tmp_path,
+                                                                                     monkeypatch):
+    # an unchanged folder keeps its stats only while the code that measured them is the same: an
+    # earmark whose signal or quality stats changed re-measures every clip, keeping ids, runs and flags
+    import app.pipeline.ingest as ingest_mod
+    import app.pipeline.ingest_plan as plan_mod
+
+    root = tmp_path / "ds"
+    make_training_layout(root)
+    first = ingest(sqlite_store, root, name="up")
+    ids = {p: c.id for p, c in _clips(sqlite_store, first.dataset_id).items()}
+    with sqlite_store.sessions() as s:  # what an older earmark's measurement left behind
+        s.execute(Clip.__table__.update().values(end_energy_db=99.0, dc_offset=0.5))
+        s.commit()
+    assert ingest(sqlite_store, root, name="up").unchanged  # same code: nothing measured again
+    assert all(c.end_energy_db == 99.0 for c in _clips(sqlite_store, first.dataset_id).values())
+
+    new_version = lambda: "newer-code"  # noqa: E731 - the measuring modules' source changed
+    monkeypatch.setattr(plan_mod, "measurement_version", new_version)
+    monkeypatch.setattr(ingest_mod, "measurement_version", new_version)
+    again = ingest(sqlite_store, root, name="up")
+    assert not again.unchanged and again.dataset_id == first.dataset_id
+    clips = _clips(sqlite_store, first.dataset_id)
+    assert {p: c.id for p, c in clips.items()} == ids
+    assert all(c.end_energy_db <= 0.0 and abs(c.dc_offset) < 0.5 for c in clips.values())
+    with sqlite_store.sessions() as s:
+        assert s.get(Dataset, first.dataset_id).list_stats["measured_by"] == "newer-code"
+    assert ingest(sqlite_store, root, name="up").unchanged
+
+
 def test_ingest_official_test_archive_keeps_the_word(store, tmp_path):
     make_test_archive(tmp_path / "test_set")
     rep = ingest(store, tmp_path / "test_set")

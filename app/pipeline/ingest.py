@@ -33,7 +33,13 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, EarmarkError
 from app.limits import check_text
 from app.pipeline.common import Progress, no_progress
-from app.pipeline.ingest_plan import IngestOptions, PlannedIngest, fingerprint, plan_ingest
+from app.pipeline.ingest_plan import (
+    IngestOptions,
+    PlannedIngest,
+    fingerprint,
+    measurement_version,
+    plan_ingest,
+)
 from app.pipeline.ingest_report import IngestReport, build_report, leakage_report
 from app.process import current_owner, owner_alive
 from app.store.clip_stats import count_unmeasured_quality
@@ -228,6 +234,9 @@ def ingest(store: Store, path: str | Path, name: str | None = None, progress: Pr
                 return build_report(session, ds, unchanged=True, seconds=time.perf_counter() - t0)
             log.info("data set %r is unchanged, but %d clips lack the audio-quality stats: measuring them",
                      name, unmeasured)
+        elif not is_new and (ds.list_stats or {}).get("measured_by") not in (None, measurement_version()):
+            log.info("data set %r was measured by an older earmark: measuring every clip again (clip ids, "
+                     "runs and flags stay)", name)
         dataset_id = ds.id
         existing = {} if is_new else clip_ids_by_path(session, dataset_id)
         session.commit()  # end the read transaction: no snapshot held open while decoding
@@ -258,6 +267,7 @@ def ingest(store: Store, path: str | Path, name: str | None = None, progress: Pr
         list_stats = planned.manifest.list_stats
         stats = {k: v for k, v in list_stats.items()}
         stats["fingerprint"] = fp
+        stats["measured_by"] = measurement_version()
         labels = distinct_labels(session, dataset_id)
         leakage = leakage_report(rows, list_stats.get("in_both_lists", []))
         leakage["speaker_leakage"] = planned.split.speaker_leakage

@@ -13,7 +13,9 @@ otherwise); the new layouts keep each file's native rate (8-48 kHz) and accept c
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,11 +154,26 @@ def plan_ingest(path: Path, options: IngestOptions, sample_rate: int | None = No
     return PlannedIngest(plan, manifest, split, sample_rate, max_seconds, options)  # type: ignore[arg-type]
 
 
+# The code that decodes and measures each clip: when it changes (an upgrade of earmark), the stored
+# per-clip stats are stale, so the next ingest of an unchanged folder measures every clip again.
+_MEASURING_MODULES = ("ml.audio", "ml.analysis.signal", "ml.analysis.quality")
+
+
+@functools.cache
+def measurement_version() -> str:
+    """A short hash of the source of the modules that decode and measure clips (``_MEASURING_MODULES``)."""
+    h = hashlib.sha1()
+    for name in _MEASURING_MODULES:
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return h.hexdigest()[:12]
+
+
 def fingerprint(p: PlannedIngest) -> str:
-    """Identity of what ingest would read: every clip file, noise file, manifest and table (path, size,
-    mtime), the options, the decoding limits and the clip records' labels, splits and speakers."""
+    """Identity of what ingest would read and how it measures it: every clip file, noise file, manifest
+    and table (path, size, mtime), the options, the decoding limits, the clip records' labels, splits
+    and speakers, and the measuring code's ``measurement_version``."""
     h = hashlib.sha1(f"v2|{p.plan.kind}|{p.sample_rate}|{p.max_seconds}|{sorted(p.options.as_dict().items())}"
-                     .encode())
+                     f"|{measurement_version()}".encode())
     root = p.plan.root
     files = [root / r.path for r in p.manifest.records] + [root / n for n in p.plan.noise_files]
     files += list(p.plan.manifests.values()) + ([p.plan.speaker_table] if p.plan.speaker_table else [])
