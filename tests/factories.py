@@ -64,6 +64,7 @@ def make_dataset(session: Session, root: Path, n_clips: int = 60, labels: list[s
             content_hash=hashlib.sha1(rel.encode()).hexdigest(), rms_dbfs=float(-20 - rng.random() * 10),
             peak=0.3, clipped_frac=0.0, lead_silence_ms=200.0, trail_silence_ms=200.0,
             end_energy_db=-60.0, cutoff_signal=bool(i % 13 == 0),
+            plateau_share=0.0, dc_offset=0.0, band_step_db=-8.0,  # measured by ingest, as clean clips read
         ))
     bulk_insert(session, Clip, rows)
     session.flush()
