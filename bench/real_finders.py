@@ -131,16 +131,40 @@ def _load(store: Path, run_name: str) -> dict:
                          .join(ClipScore, (ClipScore.clip_id == Clip.id) & (ClipScore.run_id == run.id))
                          .order_by(Clip.id)).all()
         path_of = {r[0]: r[1] for r in rows}
-        clusters = []
-        for f in s.scalars(select(Finding).where(Finding.run_id == run.id, Finding.kind == "cluster")
-                           .order_by(Finding.rank)):
+        clusters, findings = [], []
+        for f in s.scalars(select(Finding).where(Finding.run_id == run.id).order_by(Finding.rank)):
             ids = s.scalars(select(FindingClip.clip_id).where(FindingClip.finding_id == f.id)).all()
-            clusters.append((f.title, f.stats.get("disagree_rate"), [path_of[i] for i in ids]))
+            findings.append((f.kind, f.reason or "", [path_of[i] for i in ids]))
+            if f.kind == "cluster":
+                clusters.append((f.title, f.stats.get("disagree_rate"), [path_of[i] for i in ids]))
     cols = list(zip(*rows, strict=True)) if rows else [[]] * 10
     out = {k: np.array(v) for k, v in zip(("id", "path", "split", "label", "pred", "agree", "cutoff", "issue",
                                             "suggested", "cluster"), cols, strict=True)}
-    out["clusters"] = clusters
+    out["clusters"], out["findings"] = clusters, findings
     return out
+
+
+def other_kinds(kind: np.ndarray, paths: np.ndarray, findings: list[tuple[str, str, list[str]]]) -> None:
+    """For the planted kinds no finder is named after (two words, noise only) and the audio-quality ones:
+    how many of their clips some finding holds, and which; and how right the 'noise only' findings are."""
+    member = {}  # path -> finding kinds holding it
+    for fkind, _, members in findings:
+        for p in members:
+            member.setdefault(p, set()).add(fkind)
+    for k in ("multiple_words", "noise_only", "clipped", "too_quiet", "dc_offset", "silent", "upsampled"):
+        m = kind == k
+        if not m.any():
+            continue
+        held = [member.get(p, set()) for p in paths[m].tolist()]
+        by = {f: sum(f in h for h in held) for f in sorted(set().union(*held))}
+        print(f"  planted {k}: {sum(bool(h) for h in held)}/{int(m.sum())} in some finding; by finding kind {by}")
+    said = set().union(*([set(ms) for _, reason, ms in findings if reason == "noise_only"] or [set()]))
+    if said:
+        no_word = {p for p, k in zip(paths.tolist(), kind.tolist(), strict=True) if k in ("noise_only", "silent")}
+        n_true = sum(k in ("noise_only", "silent") for k in kind.tolist())
+        print(f"  findings suggesting 'noise only': {len(said)} clips, {len(said & no_word)} of them planted noise "
+              f"only or silent (P {len(said & no_word) / len(said):.3f}; R {len(said & no_word) / max(1, n_true):.3f} "
+              f"of {n_true})")
 
 
 def _pr(flag: np.ndarray, pos: np.ndarray, scope: np.ndarray) -> str:
@@ -199,6 +223,7 @@ def score_run(d: Path, name: str, seed: int, run_name: str, audit: int) -> None:
         if cut_rank is None and share >= 0.5:
             cut_rank = rank
     print(f"error clusters: {len(r['clusters'])}; first made mostly of cut-offs: rank {cut_rank}")
+    other_kinds(kind, r["path"], r["findings"])
     for finder, flag in (("cutoff", cut), ("mislabeled", issue)):
         un = r["path"][flag & clean]
         lst = d / f"{run_name}-{finder}-unplanted.txt"
