@@ -176,6 +176,7 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
         notable_duplicates,
         outlier_scores,
     )
+    from ml.analysis.noise import noise_only_finding
     from ml.analysis.quality import quality_findings
 
     progress = progress or no_progress
@@ -282,6 +283,10 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
                   judged=judged)
     quality_specs = quality_findings(audio["peak"], audio["plateau_share"], audio["dc"], audio["band_step_db"],
                                      data.labels, oos_agree, judged, audio["speaker"])
+    noise = noise_only_finding(data.signal["lead_silence_ms"], data.signal["trail_silence_ms"], audio["peak"],
+                               data.signal["rms_dbfs"], audio["dc"], data.labels, oos_agree, judged)
+    if noise is not None:
+        quality_specs.append(noise)
     # one ranking for every detector: the quality findings' scores are on the others' scale (clips with a problem)
     findings = sorted([*build_findings(ev), *quality_specs], key=lambda f: -f.score)
     new = [NewFinding(kind=f.kind, score=float(f.score), title=f.title, description=f.description, reason=f.reason,
