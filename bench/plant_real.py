@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ml.analysis.cutoff import CUTOFF_THRESHOLD, cutoff_scores  # noqa: E402
+from ml.analysis.noise import noise_only_flags  # noqa: E402
 from ml.analysis.quality import FINDINGS, flags_of, quality_stats  # noqa: E402
 from ml.analysis.signal import signal_stats  # noqa: E402
 from ml.audio import read_wav  # noqa: E402
@@ -47,7 +48,8 @@ def measure(root: Path) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.
         qual.append(quality_stats(x, sr))
     per_clip = (time.perf_counter() - t0) / max(1, len(clips))
     cols = {k: np.array([getattr(s, k) for s in sig]) for k in
-            ("end_energy_db", "trail_silence_ms", "lead_silence_ms", "duration_s", "cutoff_signal")}
+            ("end_energy_db", "trail_silence_ms", "lead_silence_ms", "duration_s", "cutoff_signal", "peak", "rms_dbfs")}
+    cols["dc"] = np.array([q.dc for q in qual])
     return [c.rel for c in clips], cols, flags_of(qual), per_clip
 
 
@@ -70,6 +72,10 @@ def run(name: str, seed: int, show: str | None, keep: Path | None = None) -> lis
     rows = []
     for k in FINDINGS:
         rows.append((name, seed, k, *pr(qflags[k], kind == k, clean)))
+    # noise only: negatives the clean, mislabeled and two-word clips (clips that hold a word, no signal defect)
+    noise = noise_only_flags(cols["lead_silence_ms"], cols["trail_silence_ms"], cols["peak"], cols["rms_dbfs"], cols["dc"])
+    rows.append((name, seed, "noise_only", *pr(noise, kind == "noise_only", np.isin(kind, ("clean", "mislabeled",
+                                                                                               "multiple_words")))))
     ev = cutoff_scores(cols["end_energy_db"], cols["trail_silence_ms"], cols["lead_silence_ms"],
                        cols["duration_s"], cols["cutoff_signal"])
     flag = ev.score >= CUTOFF_THRESHOLD
@@ -86,7 +92,7 @@ def run(name: str, seed: int, show: str | None, keep: Path | None = None) -> lis
     print(f"{name} seed {seed}: {len(paths)} clips, {per_clip * 1000:.2f} ms/clip; cut-off flags on "
           + ", ".join(f"{k} {v}" for k, v in fa.items()), file=sys.stderr)
     if show:
-        target = flag if show == "cutoff" else qflags[show]
+        target = flag if show == "cutoff" else noise if show == "noise_only" else qflags[show]
         want = kind == show
         for i in np.flatnonzero(target != want):
             if kind[i] in (show, "clean"):
@@ -101,7 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS), help="Default: both.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="Default: 0 1.")
-    parser.add_argument("--show", choices=[*FINDINGS, "cutoff"], help="List the misses and false alarms of one finder.")
+    parser.add_argument("--show", choices=[*FINDINGS, "cutoff", "noise_only"], help="List the misses and false alarms of one finder.")
     parser.add_argument("--keep", type=Path, help="Write the planted sets to KEEP/<set>-seed<n>/ (dataset/ and "
                         "defects.csv) and keep them. Default: temporary folders.")
     args = parser.parse_args()
