@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ml.analysis import cutoff, describe, neighbors, quality
+from ml.analysis import cutoff, describe, neighbors, noise, quality
 
 CURRENT_SECTION = "### Sound at the first frame, clicks after the word, cluster titles, and the set with nothing planted"
 BEFORE_SECTION = "### With the default model and out-of-fold probabilities (quiet machine)"
@@ -51,6 +51,11 @@ DATE = "2026-12-01"
 QUALITY_SECTION = "### Audio-quality findings on real speech (`bench/plant_real.py`)"
 QUALITY_COMMANDS = ("nice -n 10 .venv/bin/python bench/plant_real.py --seeds 0 1",)
 NO_MODEL = "no model: the stats ingest measures on every clip"
+NOISE_SECTION = "### Noise only (`bench/real_finders.py`)"
+NOISE_COMMANDS = (f"{RF} score --sets arabic --seeds 0 1 --work /tmp/rf2 --reanalyze",)
+NOISE_UNPLANTED_COMMANDS = (f"{RF} score --sets arabic --seeds 0 --work /tmp/rf2 --unplanted --reanalyze",)
+NOISE_SC_COMMANDS = ("nice -n 10 .venv/bin/python bench/plant_real.py --sets sc --seeds 0 1 --show noise_only",)
+NOISE_MODEL = "no model (the rule reads ingest's stats); the default model's runs scored it"
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,23 @@ ROWS: tuple[Measured, ...] = (
     Measured("upsampled", "upsampled clips", SC_SAMPLE, (0, 1), NO_MODEL, True, QUALITY_SECTION, QUALITY_COMMANDS,
              precision=(fig("0.60", "6/10"), fig("0.60", "6/10"),), recall=(fig("1.00", "6/6"), fig("1.00", "6/6"),), audited=(fig("1.00", "10/10"), fig("1.00", "10/10"),),
              extra="the unplanted flags are one speaker's recordings with nothing above about 4.4 kHz"),
+    # ---- noise only (ingest's stats; bench/real_finders.py --reanalyze, bench/plant_real.py)
+    Measured("noise_only", "clips of background noise only (from the set's noise files) filed under a word", ARABIC, (0, 1),
+             NOISE_MODEL, True, NOISE_SECTION, NOISE_COMMANDS,
+             precision=(fig("0.895", "68/76"), fig("0.878", "65/74")), recall=(fig("0.708", "68/96"), fig("0.677", "65/96")),
+             extra="planted noise-only clips some finding holds: 11/96 before and 74/96 after (seed 0), 72/96 and 78/96 (seed 1)",
+             weak="quiet noise whose dips read as silence at an edge is missed (27 and 31 of the misses)",
+             short="planted noise"),
+    Measured("noise_only", "the real set as it is, nothing planted", ARABIC + ", all 4,800 clips, nothing planted", (0,),
+             NOISE_MODEL, True, NOISE_SECTION, NOISE_UNPLANTED_COMMANDS,
+             summary="8 clips flagged, all 8 hold a word",
+             weak="long, loud, compressed words that fill the whole second (7 of the 8 from one speaker) read as noise",
+             short="nothing planted"),
+    Measured("noise_only", "noise-only clips made from each clip's own quiet parts", SC_SAMPLE, (0, 1), NO_MODEL, True,
+             NOISE_SECTION, NOISE_SC_COMMANDS,
+             recall=(fig(None, "1/6"), fig(None, "0/6")),
+             weak="noise that rises and falls shows silence at an edge: the rule finds steady background noise only",
+             short="SC sample"),
     # ---- the same default model's first runs, before the start-background and end-click rules
     Measured("cutoff", "words cut at the clip's end (the file stops mid-word, or a late word runs into the end)",
              ARABIC, (0, 1), BEFORE_MODEL, False, BEFORE_SECTION, BEFORE_COMMANDS,
@@ -287,6 +309,11 @@ QUALITY_TERMS = (
          f"4 kHz-band device) and resampled, with nothing above the old band.", ("upsampled",)),
 )
 
+NOISE_TERM = Term(
+    "noise-only", "noise only",
+    f"Sound from the clip's first to its last {noise.EDGE_SILENCE_MS:g} ms with a crest factor (peak over RMS level) "
+    f"under {noise.CREST_MAX_DB:g} dB: steady noise with no word in it, not a word's pauses and peaks.", ("noise_only",))
+
 TERMS: tuple[Term, ...] = (
     Term("confidence", "confidence",
          "The probability the model gives its own prediction, 0 to 1: its belief, not a measured accuracy.",
@@ -316,12 +343,13 @@ TERMS: tuple[Term, ...] = (
          f"Clips with identical audio, or embeddings at cosine similarity {neighbors.DUPLICATE_SIM:g} or more "
          f"that cross splits or carry different labels.", ("duplicate",)),
     *QUALITY_TERMS,
+    NOISE_TERM,
 )
 
 # The finding kinds `earmark analyze` stores, and the entry that explains each.
 FINDING_TERMS = {"cutoff": "cutoff-score", "label": "label-issues", "cluster": "error-clusters",
                  "duplicate": "duplicates", "outlier": "outlier-score",
-                 **{t.finders[0]: t.anchor for t in QUALITY_TERMS}}
+                 **{t.finders[0]: t.anchor for t in QUALITY_TERMS}, "noise_only": NOISE_TERM.anchor}
 
 NOT_MEASURED = "Not yet measured on real speech."
 NOT_EVIDENCE = "Figures on the synthetic eSpeak demo prove nothing about real recordings and are not quoted here."

@@ -28,7 +28,8 @@ NAV = ("Issues", "/issues", 25)
 PREVIEW = 12
 KIND_WORDS = {"cutoff": "cut-off", "label": "label issues", "cluster": "error cluster",
               "duplicate": "duplicates", "outlier": "outliers",
-              **{k: w.label for k, w in QUALITY_WORDS.items()}}  # clipped, too quiet, DC offset, silent, upsampled
+              **{k: w.label for k, w in QUALITY_WORDS.items()},  # clipped, too quiet, DC offset, silent, upsampled
+              "noise_only": "noise only"}
 
 
 class FlagFindingIn(BaseModel):
