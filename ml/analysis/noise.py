@@ -77,9 +77,10 @@ def severity(peak: np.ndarray, rms_dbfs: np.ndarray) -> np.ndarray:
 RULE = (f"have sound from their first to their last {EDGE_SILENCE_MS:g} ms (no pause before or after a word) "
         f"and a crest factor under {CREST_MAX_DB:g} dB (peak over RMS level; spoken words sit near 17 dB, "
         "steady background noise near 12 dB): they sound like noise with no word in it")
-TODO = ("Listen to the first few. When there is no word, flag them as noise only (train --apply-flags then moves "
-        "or drops them, or teaches a '_silence_'-like class); when a word is there over loud noise, keep it "
-        "and consider noise augmentation.")
+TODO = ("Listen to the first few: a long, loud word that fills the whole clip can read as noise. When there is no "
+        "word, flag them as noise only (train --apply-flags then files them under the cut-off class or drops "
+        "them, by the cut-off policy); when a word is there over loud noise, keep it and consider noise "
+        "augmentation.")
 
 
 def noise_only_finding(lead_silence_ms: np.ndarray, trail_silence_ms: np.ndarray, peak: np.ndarray,
@@ -120,8 +121,7 @@ def noise_only_finding(lead_silence_ms: np.ndarray, trail_silence_ms: np.ndarray
     else:
         text += (f" Spread over {len(set(labels[members].tolist())):,} labels (the most, '{top_labels[0][0]}', "
                  f"{top_labels[0][1]:.0%}).")
-    text += (" On real Arabic speech with noise-only clips planted, about 9 in 10 clips this rule flags hold "
-             "no word, and it finds about 7 in 10 of them. " + TODO)
+    text += " " + TODO
     crest = crest_db(peak, rms_dbfs)
     return FindingSpec(
         KIND, float(weights.sum()), f"{n:,} clips sound like noise only", text, REASON, None, members,
