@@ -68,7 +68,7 @@ def analyze(
                   f"{s.n_duplicate_pairs:,} duplicate pairs")
     console.print(f"label issues checked on {s.label_scope}")
     if s.n_quality:
-        console.print("audio quality: " + ", ".join(f"{n:,} {kind.replace('_', ' ')}" for kind, n in s.n_quality.items()))
+        console.print("from the audio itself (quality, noise only): " + ", ".join(f"{n:,} {kind.replace('_', ' ')}" for kind, n in s.n_quality.items()))
     for why in s.skipped.values():
         console.print(f"[yellow]skipped:[/] {escape(why)}")
     if not s.neighbors_reused:

@@ -50,7 +50,7 @@ class AnalyzeSummary:
     n_duplicate_pairs: int
     n_outliers: int
     label_scope: str
-    n_quality: dict[str, int] = field(default_factory=dict)  # audio-quality finding -> clips it holds
+    n_quality: dict[str, int] = field(default_factory=dict)  # audio-quality and noise-only finding -> clips it holds
     neighbors_reused: bool = False  # the kNN graph came from `earmark project` instead of being recomputed
     skipped: dict[str, str] = field(default_factory=dict)  # detector -> why it did not run (an imported run)
     timings: dict[str, float] = field(default_factory=dict)
