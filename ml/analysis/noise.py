@@ -17,11 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from ml.analysis.quality import (
-    COPED_WEIGHT,
     DC_MAX,
-    DISAGREE_WEIGHT,
-    LABEL_SHARE,
     SILENT_PEAK_DBFS,
+    group_evidence,
     peak_to_dbfs,
 )
 
@@ -91,7 +89,7 @@ def noise_only_finding(lead_silence_ms: np.ndarray, trail_silence_ms: np.ndarray
     A clip's score in the finding is ``1 - 1 / severity`` (0 at the crest threshold), lowest crest first.
     The finding's score counts a flagged clip ``DISAGREE_WEIGHT`` when the model disagrees with its label
     out of sample and ``COPED_WEIGHT`` otherwise, as the audio-quality findings do."""
-    from ml.analysis.describe import FindingSpec, _fmt_top, _top
+    from ml.analysis.describe import FindingSpec
 
     labels = np.asarray(labels)
     agree = np.asarray(agree, dtype=bool)
@@ -105,30 +103,12 @@ def noise_only_finding(lead_silence_ms: np.ndarray, trail_silence_ms: np.ndarray
     sev = severity(peak, rms_dbfs)
     members = members[np.argsort(-sev[members], kind="stable")]
     n = int(members.size)
-    n_judged, n_wrong = int(judged[members].sum()), int(wrong[members].sum())
-    rest = np.ones(n_all, dtype=bool)
-    rest[members] = False
-    rest_judged = int((judged & rest).sum())
-    rest_rate = float(wrong[rest].sum()) / rest_judged if rest_judged else 0.0
-    weights = np.where(wrong[members], DISAGREE_WEIGHT, COPED_WEIGHT)
-    text = f"{n:,} clips ({n / max(1, n_all):.1%} of the run) {RULE}."
-    if n_judged:
-        text += (f" {n_wrong:,} of the {n_judged:,} judged out of sample ({n_wrong / n_judged:.0%}) disagree "
-                 f"with their label, against {rest_rate:.0%} of the other clips.")
-    top_labels = _top(labels[members])
-    if top_labels[0][1] >= LABEL_SHARE:
-        text += f" Mostly filed as {_fmt_top(top_labels)}."
-    else:
-        text += (f" Spread over {len(set(labels[members].tolist())):,} labels (the most, '{top_labels[0][0]}', "
-                 f"{top_labels[0][1]:.0%}).")
+    text, weights, group = group_evidence(members, labels, judged, wrong, RULE)
     text += " " + TODO
     crest = crest_db(peak, rms_dbfs)
     return FindingSpec(
         KIND, float(weights.sum()), f"{n:,} clips sound like noise only", text, REASON, None, members,
         (1.0 - 1.0 / np.maximum(sev[members], 1.0)).astype(np.float32), [None] * n,
-        {"defect": KIND, "n": n, "judged": n_judged, "disagree": n_wrong,
-         "disagree_rate": round(n_wrong / n_judged, 4) if n_judged else None,
-         "rest_disagree_rate": round(rest_rate, 4), "median_crest_db": round(float(np.median(crest[members])), 2),
-         "top_labels": [[v, round(s, 4)] for v, s in top_labels],
+        {"defect": KIND, **group, "median_crest_db": round(float(np.median(crest[members])), 2),
          "clip_score": f"1 - threshold / value on the crest factor as amplitude: 0 at {CREST_MAX_DB:g} dB, "
                        f"0.5 at {CREST_MAX_DB - 6:g} dB"})

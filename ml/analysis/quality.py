@@ -271,6 +271,37 @@ TOP_SPEAKER_SHARE = 0.3  # name the speakers when the top one holds this share o
 LABEL_SHARE = 0.25  # name the labels when the top one holds this share; else say how spread they are
 
 
+def group_evidence(members: np.ndarray, labels: np.ndarray, judged: np.ndarray, wrong: np.ndarray,
+                   rule: str) -> tuple[str, np.ndarray, dict]:
+    """What a finding built from per-clip stats says of its clips (row indices ``members``, worst first):
+    its opening sentences (how many, ``rule``, how often the model disagrees out of sample against the
+    rest of the run, which labels), each member's weight in the finding's score, and its stats.
+    ``labels``, ``judged`` and ``wrong`` (judged and disagreeing) are per clip of the run (n,)."""
+    from ml.analysis.describe import _fmt_top, _top
+
+    n_all, n = labels.size, int(members.size)
+    n_judged, n_wrong = int(judged[members].sum()), int(wrong[members].sum())
+    rest = np.ones(n_all, dtype=bool)
+    rest[members] = False
+    rest_judged = int((judged & rest).sum())
+    rest_rate = float(wrong[rest].sum()) / rest_judged if rest_judged else 0.0
+    weights = np.where(wrong[members], DISAGREE_WEIGHT, COPED_WEIGHT)
+    text = f"{n:,} clips ({n / max(1, n_all):.1%} of the run) {rule}."
+    if n_judged:
+        text += (f" {n_wrong:,} of the {n_judged:,} judged out of sample ({n_wrong / n_judged:.0%}) disagree "
+                 f"with their label, against {rest_rate:.0%} of the other clips.")
+    top_labels = _top(labels[members])
+    if top_labels[0][1] >= LABEL_SHARE:
+        text += f" Mostly filed as {_fmt_top(top_labels)}."
+    else:  # a defect of the recording, not of a word
+        text += (f" Spread over {len(set(labels[members].tolist())):,} labels (the most, '{top_labels[0][0]}', "
+                 f"{top_labels[0][1]:.0%}).")
+    stats = {"n": n, "judged": n_judged, "disagree": n_wrong,
+             "disagree_rate": round(n_wrong / n_judged, 4) if n_judged else None,
+             "rest_disagree_rate": round(rest_rate, 4), "top_labels": [[v, round(sh, 4)] for v, sh in top_labels]}
+    return text, weights, stats
+
+
 def quality_findings(peak: np.ndarray, plateau_share: np.ndarray, dc: np.ndarray, band_step_db: np.ndarray,
                      labels: np.ndarray, agree: np.ndarray, judged: np.ndarray | None = None,
                      speakers: np.ndarray | None = None) -> list:
@@ -286,7 +317,7 @@ def quality_findings(peak: np.ndarray, plateau_share: np.ndarray, dc: np.ndarray
     """
     from collections import Counter
 
-    from ml.analysis.describe import FindingSpec, _fmt_top, _top
+    from ml.analysis.describe import FindingSpec
 
     labels = np.asarray(labels)
     agree = np.asarray(agree, dtype=bool)
@@ -303,24 +334,9 @@ def quality_findings(peak: np.ndarray, plateau_share: np.ndarray, dc: np.ndarray
         sev = severity(kind, peak, plateau_share, dc, band_step_db)
         members = members[np.argsort(-sev[members], kind="stable")]
         n = int(members.size)
-        n_judged, n_wrong = int(judged[members].sum()), int(wrong[members].sum())
-        rest = np.ones(n_all, dtype=bool)
-        rest[members] = False
-        rest_judged = int((judged & rest).sum())
-        rest_rate = float(wrong[rest].sum()) / rest_judged if rest_judged else 0.0
-        weights = np.where(wrong[members], DISAGREE_WEIGHT, COPED_WEIGHT)
+        text, weights, group = group_evidence(members, labels, judged, wrong, w.rule)
         if kind == "silent":
             weights = np.full(n, DISAGREE_WEIGHT)
-        text = f"{n:,} clips ({n / max(1, n_all):.1%} of the run) {w.rule}."
-        if n_judged:
-            text += (f" {n_wrong:,} of the {n_judged:,} judged out of sample ({n_wrong / n_judged:.0%}) disagree "
-                     f"with their label, against {rest_rate:.0%} of the other clips.")
-        top_labels = _top(labels[members])
-        if top_labels[0][1] >= LABEL_SHARE:
-            text += f" Mostly filed as {_fmt_top(top_labels)}."
-        else:  # a defect of the recording, not of a word
-            text += (f" Spread over {len(set(labels[members].tolist())):,} labels (the most, '{top_labels[0][0]}', "
-                     f"{top_labels[0][1]:.0%}).")
         top_speakers: list = []
         if speakers is not None:
             spk = [s for s in np.asarray(speakers, dtype=object)[members].tolist() if s]
@@ -336,10 +352,7 @@ def quality_findings(peak: np.ndarray, plateau_share: np.ndarray, dc: np.ndarray
         out.append(FindingSpec(
             kind, float(weights.sum()), w.title.format(n=f"{n:,}"), text, w.reason, None, members,
             (1.0 - 1.0 / np.maximum(sev[members], 1.0)).astype(np.float32), [None] * n,
-            {"defect": kind, "n": n, "judged": n_judged, "disagree": n_wrong,
-             "disagree_rate": round(n_wrong / n_judged, 4) if n_judged else None,
-             "rest_disagree_rate": round(rest_rate, 4), "unmeasured": unmeasured,
-             "top_labels": [[v, round(s, 4)] for v, s in top_labels],
+            {"defect": kind, **group, "unmeasured": unmeasured,
              "top_speakers": [[v, round(s, 4)] for v, s in top_speakers],
              "clip_score": "1 - threshold / value: 0 at the threshold, 0.9 at 10 times it (levels as amplitude: "
                            "20 dB past it = 0.9), 1 for a digital zero"}))
