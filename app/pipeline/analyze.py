@@ -2,8 +2,8 @@
 
 Detectors (all in ``ml.analysis``): cut-off score (signal stats + model evidence), label issues
 (cleanlab on out-of-sample probabilities), error clusters (HDBSCAN), near-duplicates and outliers
-(cosine kNN, reusing the graph ``earmark project`` stored), and the audio-quality findings (clipped,
-too quiet, DC offset, (near-)silent, upsampled) from the stats ingest stored per clip. The run's previous ClipScore rows,
+(cosine kNN, reusing the graph ``earmark project`` stored), and, from the stats ingest stored per clip,
+the audio-quality findings (clipped, too quiet, DC offset, (near-)silent, upsampled) and noise only. The run's previous ClipScore rows,
 Findings and FindingClips are replaced in one transaction, so a reader sees the old analysis or the
 new one, never a mix; analyze is the only writer of both, and never writes neighbour lists. Cross-split duplicates
 are written to the data set's leakage report under ``near_duplicates_across_splits``.
@@ -287,7 +287,7 @@ def analyze_run(store: Store, run_ref: str | int | None, progress: Progress | No
                                data.signal["rms_dbfs"], audio["dc"], data.labels, oos_agree, judged)
     if noise is not None:
         quality_specs.append(noise)
-    # one ranking for every detector: the quality findings' scores are on the others' scale (clips with a problem)
+    # one ranking for every detector: the stats-based findings' scores are on the others' scale (clips with a problem)
     findings = sorted([*build_findings(ev), *quality_specs], key=lambda f: -f.score)
     new = [NewFinding(kind=f.kind, score=float(f.score), title=f.title, description=f.description, reason=f.reason,
                       suggested_label=f.suggested_label, stats=f.stats,
