@@ -15,7 +15,18 @@ import numpy as np
 import soundfile as sf
 from sqlalchemy.orm import Session
 
-from app.store.models import Clip, ClipScore, Dataset, Embedding, Prediction, Projection, Run, utcnow
+from app.store.models import (
+    Clip,
+    ClipScore,
+    Dataset,
+    Embedding,
+    Finding,
+    FindingClip,
+    Prediction,
+    Projection,
+    Run,
+    utcnow,
+)
 from app.store.writes import bulk_insert
 
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -123,6 +134,19 @@ def make_run(session: Session, root: Path, n_clips: int = 60, labels: list[str] 
     run.metrics = {split: _metrics(cm, classes) for split, cm in per_split.items()}
     session.commit()
     return Fixture(ds.id, run.id, [c[0] for c in clips], classes, root, disagree)
+
+
+def add_finding(session: Session, run_id: int, clip_ids: list[int], kind: str = "cutoff",
+                title: str = "3 clips look cut off", description: str = "d", reason: str | None = "cutoff",
+                score: float = 2.7, clip_score: float = 0.9) -> int:
+    """A finding of rank 1 holding ``clip_ids`` (each at ``clip_score``), as ``earmark analyze`` writes one;
+    its id. The caller commits."""
+    f = Finding(run_id=run_id, kind=kind, rank=1, score=score, title=title, description=description,
+                reason=reason, n_clips=len(clip_ids), stats={})
+    session.add(f)
+    session.flush()
+    session.add_all(FindingClip(finding_id=f.id, clip_id=cid, score=clip_score) for cid in clip_ids)
+    return f.id
 
 
 def _metrics(cm: np.ndarray, classes: list[str]) -> dict:

@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
-from app.store.models import Clip, Dataset, Finding, FindingClip, Prediction, Reject
+from app.store.models import Clip, Dataset, Prediction, Reject
 from app.web.main import create_app
-from tests.factories import make_run
+from tests.factories import add_finding, make_run
 
 
 class Node:
@@ -226,14 +226,8 @@ def test_clip_list_paginates(site):
 def test_clip_list_restricts_to_a_finding(site):
     client, fx, st = site
     with st.sessions() as s:
-        f = Finding(run_id=fx.run_id, kind="cutoff", rank=1, score=0.9, title="words cut at the end",
-                    description="d", reason="cutoff", n_clips=3, stats={})
-        s.add(f)
-        s.flush()
-        for cid in fx.clip_ids[10:13]:
-            s.add(FindingClip(finding_id=f.id, clip_id=cid, score=0.9))
+        fid = add_finding(s, fx.run_id, fx.clip_ids[10:13], title="words cut at the end", score=0.9)
         s.commit()
-        fid = f.id
     doc, rows = _rows(client, f"?run={fx.run_id}&finding={fid}")
     assert sorted(int(r.attrs["data-clip"]) for r in rows) == fx.clip_ids[10:13]
     assert "words cut at the end" in doc.text

@@ -13,11 +13,10 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 
 from app.measured import ROWS, TERMS, Figure, Measured, ScoreHelp, score_help
-from app.store.models import Finding, FindingClip
 from app.web.deps import templates
 from app.web.main import create_app
 from ml.analysis import cutoff, quality
-from tests.factories import make_run
+from tests.factories import add_finding, make_run
 from tests.test_html import parse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,12 +112,7 @@ def site(sqlite_store, tmp_path):
     """A 90-clip run with a cut-off finding, and a client on it."""
     with sqlite_store.sessions() as s:
         fx = make_run(s, tmp_path / "audio", n_clips=90)
-        f = Finding(run_id=fx.run_id, kind="cutoff", rank=1, score=2.7, title="3 clips look cut off",
-                    description="d", reason="cutoff", n_clips=3, stats={})
-        s.add(f)
-        s.flush()
-        for cid in fx.clip_ids[10:13]:
-            s.add(FindingClip(finding_id=f.id, clip_id=cid, score=0.9))
+        add_finding(s, fx.run_id, fx.clip_ids[10:13])
         s.commit()
     return TestClient(create_app(sqlite_store.settings)), fx
 

@@ -9,9 +9,8 @@ import pytest
 from app.config import Settings
 from app.measured import score_help
 from app.store.db import open_store
-from app.store.models import Finding, FindingClip
 from tests.browser.conftest import SCREENSHOTS, serve_in_thread
-from tests.factories import make_run
+from tests.factories import add_finding, make_run
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +21,8 @@ def help_site(tmp_path_factory):
     store = open_store(settings)
     with store.sessions() as s:
         fx = make_run(s, root / "audio", n_clips=120)
-        f = Finding(run_id=fx.run_id, kind="cutoff", rank=1, score=2.7, n_clips=3, reason="cutoff",
-                    title="3 clips look cut off", description="speech energy is still high in the last 50 ms")
-        s.add(f)
-        s.flush()
-        for cid in fx.clip_ids[10:13]:
-            s.add(FindingClip(finding_id=f.id, clip_id=cid, score=0.9))
+        add_finding(s, fx.run_id, fx.clip_ids[10:13],
+                    description="speech energy is still high in the last 50 ms")
         s.commit()
     store.engine.dispose()
     with serve_in_thread(settings) as base:
